@@ -1,0 +1,30 @@
+# `make demo` and `make test` set everything up on a fresh machine: they create
+# .venv when missing, install with constraints.txt (once: the stamp file makes a
+# second run skip the install unless pyproject.toml or constraints.txt changed).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   := runs/demo
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[all,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	for spec in specs/*.yaml; do $(BIN)/cnnspec validate $$spec || exit 1; done
+	$(BIN)/cnnspec summary specs/digits_cnn.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -1,0 +1,58 @@
+"""cnnspec: define a convolutional network once, run it in PyTorch, Keras and ONNX Runtime.
+
+>>> import cnnspec
+>>> spec = cnnspec.load_spec("specs/mnist_cnn.yaml")          # doctest: +SKIP
+>>> print(spec.summary())                                    # doctest: +SKIP
+
+Every name is imported on first use (PEP 562), so ``import cnnspec`` costs almost
+nothing and a framework loads only when a backend is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    **dict.fromkeys(
+        ["BackendUnavailable", "CnnspecError", "DataError", "RunError", "SpecError", "SpecIssue", "WeightsError"],
+        ".errors",
+    ),
+    **dict.fromkeys(["load_spec", "dump_spec"], ".load"),
+    **dict.fromkeys(["ShapeReport", "infer_shapes"], ".shapes"),
+    **dict.fromkeys(
+        [
+            "Activation", "Adam", "AvgPool2D", "BatchNorm", "Conv2D", "Dense", "Dropout", "EarlyStopping",
+            "Flatten", "GlobalAvgPool2D", "GlobalMaxPool2D", "MaxPool2D", "MinPool2D", "ModelSpec", "RMSprop",
+            "SGD", "SumPool2D", "TrainingSpec",
+        ],  # fmt: skip
+        ".spec",
+    ),
+}
+
+if TYPE_CHECKING:
+    from .errors import BackendUnavailable, CnnspecError, DataError, RunError, SpecError, SpecIssue, WeightsError
+    from .load import dump_spec, load_spec
+    from .shapes import ShapeReport, infer_shapes
+    from .spec import (
+        SGD, Activation, Adam, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, EarlyStopping, Flatten,
+        GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, MinPool2D, ModelSpec, RMSprop, SumPool2D, TrainingSpec,
+    )  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'cnnspec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+__all__ = sorted(_EXPORTS)

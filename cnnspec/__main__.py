@@ -1,0 +1,5 @@
+"""``python -m cnnspec`` is the ``cnnspec`` command."""
+
+from .cli import run
+
+run()

@@ -1,0 +1,159 @@
+"""Shape and parameter inference equals Keras (figures taken from Keras 3.15 models built by hand)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import cnnspec
+from cnnspec.shapes import SHAPE_RULES, real_cell_counts, window
+from cnnspec.spec import LAYER_CLASSES, MaxPool2D
+from tests.conftest import ROOT
+from tests.strategies import valid_spec_dicts
+
+# (output shape, params) per layer, and the total, as Keras's count_params() reports them.
+KERAS_FIGURES = {
+    "digits_cnn": (
+        [((8, 8, 32), 320), ((8, 8, 32), 9248), ((4, 4, 32), 0), ((4, 4, 32), 0), ((512,), 0),
+         ((64,), 32832), ((64,), 0), ((10,), 650)],
+        43050, 43050,
+    ),
+    "mnist_cnn": (
+        [((28, 28, 32), 320), ((14, 14, 32), 0), ((14, 14, 64), 18496), ((7, 7, 64), 0), ((3136,), 0),
+         ((64,), 200768), ((10,), 650)],
+        220234, 220234,
+    ),
+    "mnist_mlp": ([((784,), 0), ((512,), 401920), ((512,), 262656), ((10,), 5130)], 669706, 669706),
+    "mnist_deep": (
+        [((26, 26, 32), 320), ((13, 13, 32), 0), ((11, 11, 64), 18496), ((5, 5, 64), 0), ((3, 3, 64), 36928),
+         ((576,), 0), ((64,), 36928), ((10,), 650)],
+        93322, 93322,
+    ),
+    "mnist_dropout": (
+        [((26, 26, 32), 320), ((24, 24, 32), 9248), ((12, 12, 32), 0), ((12, 12, 32), 0), ((4608,), 0),
+         ((128,), 589952), ((10,), 1290)],
+        600810, 600810,
+    ),
+    # min/sum pooling measured as MaxPooling2D with the same window (Keras has no such class).
+    "every_layer": (
+        [((8, 7, 8), 192), ((8, 7, 8), 32), ((8, 7, 8), 0), ((4, 4, 8), 0), ((4, 4, 12), 876), ((4, 4, 12), 0),
+         ((4, 2, 12), 0), ((3, 1, 12), 0), ((3, 1, 12), 0), ((12,), 0), ((12,), 36), ((16,), 208), ((5,), 85)],
+        1429, 1389,
+    ),
+}  # fmt: skip
+
+
+def test_every_example_spec_has_keras_figures(example_spec_path):
+    assert example_spec_path.stem in KERAS_FIGURES
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_FIGURES))
+def test_example_shapes_and_params_equal_keras(name):
+    layers, total, trainable = KERAS_FIGURES[name]
+    report = cnnspec.load_spec(ROOT / "specs" / f"{name}.yaml").summary()
+    assert [(layer.output_shape, layer.params) for layer in report.layers] == layers
+    assert (report.total_params, report.trainable_params) == (total, trainable)
+    assert report.non_trainable_params == total - trainable
+
+
+def test_rules_cover_every_layer_type():
+    assert set(SHAPE_RULES) == set(LAYER_CLASSES)
+
+
+@pytest.mark.parametrize(
+    "size,k,s,d,padding,expected",
+    [
+        (7, 3, 2, 1, "same", (4, 1, 1)),
+        (8, 4, 2, 1, "same", (4, 1, 1)),  # total 2: one each side
+        (15, 4, 2, 1, "same", (8, 1, 2)),  # total 3: the extra cell goes after (bottom/right)
+        (6, 2, 2, 1, "same", (3, 0, 0)),
+        (5, 1, 3, 1, "same", (2, 0, 0)),
+        (5, 3, 1, 2, "same", (5, 2, 2)),  # dilated span 5
+        (2, 5, 1, 1, "same", (2, 2, 2)),  # window larger than input is fine with same
+        (28, 3, 1, 1, "valid", (26, 0, 0)),
+        (7, 2, 2, 1, "valid", (3, 0, 0)),
+        (9, 3, 1, 3, "valid", (3, 0, 0)),
+    ],
+)
+def test_window_follows_keras_padding_rules(size, k, s, d, padding, expected):
+    assert tuple(window(size, k, s, d, padding)) == expected
+
+
+@given(st.integers(1, 40), st.integers(1, 7), st.integers(1, 4), st.sampled_from(["valid", "same"]))
+def test_window_formula_properties(size, k, s, padding):
+    out, before, after = window(size, k, s, 1, padding)
+    if padding == "same":
+        assert out == math.ceil(size / s)
+        assert after - before in (0, 1)
+    elif k <= size:
+        assert out == (size - k) // s + 1
+    # The last window starts inside the padded input.
+    assert (out - 1) * s + k <= size + before + after or padding == "valid"
+
+
+def test_real_cell_counts_exclude_padding():
+    layer = MaxPool2D(pool_size=3, strides=2, padding="same")
+    # 5x5 input, same padding, one cell each side: corner windows see 2x2 real cells.
+    assert real_cell_counts(layer, (5, 5, 1)) == [[4, 6, 4], [6, 9, 6], [4, 6, 4]]
+
+
+def test_dense_needs_flat_input_and_names_the_layer():
+    with pytest.raises(cnnspec.SpecError) as info:
+        cnnspec.load_spec({"input_shape": [8, 8, 1], "layers": [{"type": "dense", "units": 10}]})
+    issue = info.value.issues[0]
+    assert (issue.layer, issue.name, issue.rule) == (0, "dense_0", "flat_input")
+    assert "flatten" in issue.message
+
+
+def test_window_larger_than_valid_input_is_refused_with_sizes():
+    doc = {
+        "input_shape": [6, 6, 1],
+        "layers": [
+            {"type": "conv2d", "filters": 2, "kernel_size": 3},
+            {"type": "max_pool2d", "pool_size": 2},
+            {"type": "conv2d", "filters": 2, "kernel_size": 3},
+            {"type": "flatten"},
+            {"type": "dense", "units": 2},
+        ],
+    }
+    with pytest.raises(cnnspec.SpecError) as info:
+        cnnspec.load_spec(doc)
+    assert str(info.value) == "layer 2 'conv2d_2' (kernel_size): kernel 3x3 is larger than its 2x2 input (padding=valid)"
+
+
+def test_dilated_kernel_is_measured_by_its_span():
+    doc = {"input_shape": [4, 4, 1], "layers": [{"type": "conv2d", "filters": 1, "kernel_size": 3, "dilation_rate": 2},
+                                                {"type": "flatten"}, {"type": "dense", "units": 2}]}  # fmt: skip
+    with pytest.raises(cnnspec.SpecError, match="dilated to 5x5"):
+        cnnspec.load_spec(doc)
+
+
+def test_loss_needs_a_flat_class_output():
+    doc = {"input_shape": [4, 4, 1], "layers": [{"type": "conv2d", "filters": 2, "kernel_size": 1}]}
+    with pytest.raises(cnnspec.SpecError, match="1-D output of class scores"):
+        cnnspec.load_spec(doc)
+
+
+def test_batch_norm_statistics_are_non_trainable():
+    doc = {"input_shape": [4, 4, 3], "layers": [{"type": "batch_norm", "scale": False}, {"type": "flatten"},
+                                                {"type": "dense", "units": 2}]}  # fmt: skip
+    bn = cnnspec.load_spec(doc).summary().layers[0]
+    assert (bn.params, bn.trainable_params, bn.non_trainable_params) == (9, 3, 6)
+
+
+@given(valid_spec_dicts())
+def test_random_valid_specs_infer(doc):
+    report = cnnspec.load_spec(doc).summary()
+    assert report.output_shape == (doc["layers"][-1]["units"],)
+    assert all(all(d >= 1 for d in layer.output_shape) for layer in report.layers)
+
+
+def test_summary_table_reads_like_keras():
+    table = cnnspec.load_spec(ROOT / "specs" / "mnist_cnn.yaml").summary().table()
+    assert 'Model: "mnist_cnn"' in table
+    assert "conv2d_0 (Conv2D)" in table and "(None, 28, 28, 32)" in table
+    assert "Total params: 220,234 (860.29 KB)" in table
+    assert "Non-trainable params: 0 (0.00 B)" in table
