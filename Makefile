@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	for spec in specs/*.yaml; do $(BIN)/cnnspec validate $$spec || exit 1; done
 	$(BIN)/cnnspec summary specs/digits_cnn.yaml
+	rm -rf $(DEMO)
+	$(BIN)/cnnspec train specs/digits_cnn.yaml --backend torch --out $(DEMO)/torch
+	$(BIN)/cnnspec evaluate $(DEMO)/torch
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

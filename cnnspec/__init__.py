@@ -22,6 +22,10 @@ _EXPORTS = {
         ".errors",
     ),
     **dict.fromkeys(["load_spec", "dump_spec"], ".load"),
+    **dict.fromkeys(["build", "evaluate", "predict", "load_run"], ".api"),
+    **dict.fromkeys(["train", "TrainResult", "TrainingInterrupted"], ".train"),
+    **dict.fromkeys(["load_data", "Dataset"], ".data"),
+    **dict.fromkeys(["load_weights", "save_weights", "initial_weights"], ".weights"),
     **dict.fromkeys(["ShapeReport", "infer_shapes"], ".shapes"),
     **dict.fromkeys(
         [
@@ -35,7 +39,11 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from .errors import BackendUnavailable, CnnspecError, DataError, RunError, SpecError, SpecIssue, WeightsError
+    from .api import build, evaluate, load_run, predict
+    from .data import Dataset, load_data
     from .load import dump_spec, load_spec
+    from .train import TrainingInterrupted, TrainResult, train
+    from .weights import initial_weights, load_weights, save_weights
     from .shapes import ShapeReport, infer_shapes
     from .spec import (
         SGD, Activation, Adam, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, EarlyStopping, Flatten,

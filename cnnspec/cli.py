@@ -106,6 +106,56 @@ def schema() -> None:
     typer.echo(json.dumps(ModelSpec.model_json_schema(), indent=2))
 
 
+@app.command()
+def train(
+    spec: Optional[Path] = typer.Argument(None, help="Spec file (omit with --resume).", show_default=False),
+    backend: str = typer.Option("torch", "--backend", "-b", help="torch or keras."),
+    data: str = typer.Option("digits", "--data", "-d", help="digits | npz:PATH | idx:DIR | folder:PATH | mnist | fashion_mnist | cifar10."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override training.epochs."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override training.batch_size."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Override the optimizer's learning_rate."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override training.seed."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 (default, exact parity) or bf16."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/<spec>-<backend>)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
+    resize: bool = typer.Option(False, "--resize", help="Resize images (and convert channels) to the spec's input_shape."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Train a spec and write a run directory (weights, history, plots, metrics, checkpoints)."""
+    from .train import TrainingInterrupted, train as train_spec
+
+    if spec is None and resume is None:
+        raise typer.BadParameter("give a SPEC to train, or --resume RUN_DIR")
+    if precision is not None and precision not in ("fp32", "bf16"):
+        raise typer.BadParameter(f"--precision must be fp32 or bf16, got {precision!r}")
+    with user_errors():
+        try:
+            train_spec(spec, backend, data, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
+                       precision=precision, out=out, resume=resume, resize=resize, verbose=not quiet)  # fmt: skip
+        except TrainingInterrupted as err:
+            typer.echo(f"\n{err}", err=True)
+            raise typer.Exit(130) from None
+
+
+@app.command()
+def evaluate(
+    target: Path = typer.Argument(..., help="A run directory or an .onnx file.", show_default=False),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Data source (default: the run's own)."),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="Evaluate a run with torch or keras."),
+    resize: Optional[bool] = typer.Option(None, "--resize/--no-resize", help="Resize images to the input shape."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"accuracy", "loss", "n"}.'),
+) -> None:
+    """Accuracy and loss on the test split."""
+    from .api import evaluate as evaluate_target
+
+    with user_errors():
+        metrics = evaluate_target(target, data=data, backend=backend, resize=resize)
+    if as_json:
+        typer.echo(json.dumps(metrics))
+    else:
+        typer.echo(f"{target}: accuracy {metrics['accuracy']:.4f} - loss {metrics['loss']:.4f} ({metrics['n']:,} test images)")
+
+
 def run() -> None:
     """Console-script entry point."""
     app()

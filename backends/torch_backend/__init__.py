@@ -1,0 +1,47 @@
+"""The PyTorch backend: spec -> ``nn.Module`` with Keras's meaning.
+
+>>> model = build(load_spec("specs/digits_cnn.yaml"))        # doctest: +SKIP
+>>> predict(model, images_nhwc).shape                        # doctest: +SKIP
+(n, 10)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from cnnspec.spec import ModelSpec
+from cnnspec.weights import Weights, initial_weights
+
+from .layers import BUILDERS
+from .model import CompiledModel, to_nchw, to_nhwc
+from .trainer import Trainer
+from .weights import get_weights, set_weights
+
+NAME = "torch"
+
+
+def build(spec: ModelSpec, weights: Weights | None = None, seed: int | None = None) -> CompiledModel:
+    """The compiled module in inference mode, with ``weights`` or seeded Keras-style initial weights."""
+    model = CompiledModel(spec)
+    set_weights(model, weights if weights is not None else initial_weights(spec, spec.training.seed if seed is None else seed))
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: CompiledModel, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """The spec's output for channels-last images (N, H, W, C)."""
+    model.eval()
+    x_all = to_nchw(x)
+    return np.concatenate([model(x_all[i : i + batch_size]).numpy() for i in range(0, len(x_all), batch_size)])
+
+
+@torch.no_grad()
+def layer_outputs(model: CompiledModel, x: np.ndarray) -> list[np.ndarray]:
+    """Every spec layer's output for ``x``, channels-last like Keras."""
+    model.eval()
+    return [to_nhwc(t) for t in model.layer_outputs(to_nchw(x))]
+
+
+__all__ = ["BUILDERS", "NAME", "CompiledModel", "Trainer", "build", "get_weights", "layer_outputs", "predict",
+           "set_weights"]  # fmt: skip

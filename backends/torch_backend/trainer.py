@@ -1,0 +1,116 @@
+"""One epoch of training and one evaluation pass, for the backend-neutral driver.
+
+Metrics accumulate as tensors and are read only when the progress bar asks,
+so the hot loop never waits on a host sync for bookkeeping.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cnnspec.spec import TrainingSpec
+
+from .model import CompiledModel, to_nchw
+from .optimizers import make_optimizer
+
+KERAS_EPSILON = 1e-7  # keras.backend.epsilon(), used to clip probabilities
+
+
+def keras_crossentropy(output: torch.Tensor, labels: torch.Tensor, from_logits: bool, loss: str) -> torch.Tensor:
+    """Per-sample cross-entropy exactly as Keras computes it.
+
+    From logits when the model ends in a softmax (Keras reaches behind the softmax
+    for its input); otherwise from probabilities, clipped to [eps, 1 - eps].
+    """
+    output = output.float()
+    if from_logits:
+        return F.cross_entropy(output, labels, reduction="none")
+    if loss == "categorical_crossentropy":
+        probs = output / output.sum(dim=1, keepdim=True)
+        probs = probs.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON)
+        return -probs.log().gather(1, labels[:, None])[:, 0]
+    logits = output.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON).log()
+    return F.cross_entropy(logits, labels, reduction="none")
+
+
+Progress = Callable[[int, int, Callable[[], dict[str, float]]], None]
+
+
+class Trainer:
+    """Keras-exact optimizer and loss around a compiled model."""
+
+    def __init__(
+        self, model: CompiledModel, training: TrainingSpec, learning_rate: float | None = None, precision: str = "fp32"
+    ):
+        self.model, self.training, self.precision = model, training, precision
+        self.optimizer = make_optimizer(model.parameters(), training.optimizer, learning_rate)
+
+    def prepare(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Convert a split once (channels-last numpy -> NCHW tensors), not every epoch."""
+        return to_nchw(x), torch.from_numpy(np.asarray(y, dtype=np.int64))
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return keras_crossentropy(logits, labels, self.model.ends_in_softmax, self.training.loss)
+
+    def train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on a batch; returns (batch mean loss, logits), both detached."""
+        logits = self.model.forward_logits(xb)
+        loss = self.loss(logits, yb).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), logits.detach()
+
+    def fit_epoch(self, data: Any, order: np.ndarray, batch_size: int, seed: int, progress: Progress | None = None):
+        x_all, y_all = data
+        torch.manual_seed(seed)  # dropout masks: the same seed and epoch give the same run
+        self.model.train()
+        index = torch.from_numpy(np.asarray(order, dtype=np.int64))
+        total_loss = torch.zeros((), dtype=torch.float64)
+        correct = torch.zeros((), dtype=torch.int64)
+        seen, n_batches = 0, -(-len(index) // batch_size)
+
+        def metrics() -> dict[str, float]:
+            return {"loss": float(total_loss) / max(seen, 1), "accuracy": float(correct) / max(seen, 1)}
+
+        for batch in range(n_batches):
+            rows = index[batch * batch_size : (batch + 1) * batch_size]
+            xb, yb = x_all[rows], y_all[rows]
+            loss, logits = self.train_step(xb, yb)
+            total_loss += loss * len(rows)
+            correct += (logits.argmax(dim=1) == yb).sum()
+            seen += len(rows)
+            if progress is not None:
+                progress(batch + 1, n_batches, metrics)
+        self.model.eval()
+        return metrics()
+
+    @torch.no_grad()
+    def evaluate(self, data: Any, batch_size: int = 1024) -> dict[str, float]:
+        x_all, y_all = data
+        self.model.eval()
+        total_loss, correct = 0.0, 0
+        for start in range(0, len(x_all), batch_size):
+            xb, yb = x_all[start : start + batch_size], y_all[start : start + batch_size]
+            logits = self.model.forward_logits(xb)
+            total_loss += float(self.loss(logits, yb).double().sum())
+            correct += int((logits.argmax(dim=1) == yb).sum())
+        return {"loss": total_loss / len(x_all), "accuracy": correct / len(x_all)}
+
+    # -- checkpoint state -------------------------------------------------------------
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        state = self.optimizer.state_dict()["state"]
+        return {f"{index}/{key}": value.detach().cpu().numpy() for index, slots in state.items()
+                for key, value in slots.items()}  # fmt: skip
+
+    def load_optimizer_state(self, arrays: dict[str, np.ndarray]) -> None:
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in arrays.items():
+            index, name = key.split("/", 1)
+            state.setdefault(int(index), {})[name] = torch.from_numpy(np.array(value))
+        current = self.optimizer.state_dict()
+        self.optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})

@@ -1,0 +1,360 @@
+"""Data sources -> numpy arrays, backend-neutral.
+
+``load_data("digits")`` gives scikit-learn's 8x8 digits with a fixed stratified
+80/20 split; ``npz:PATH``, ``idx:DIR``, ``folder:PATH`` read the user's files;
+``mnist``, ``fashion_mnist`` and ``cifar10`` come from Keras's dataset cache.
+Images are float32, channels-last (N, H, W, C), scaled to [0, 1] when stored as
+bytes; labels are int64 class indices. ``fit_to_spec`` checks (or, asked to,
+resizes) them against a spec's input shape and class count.
+
+>>> data = load_data("digits")                       # doctest: +SKIP
+>>> data.x_train.shape, data.y_train.shape           # doctest: +SKIP
+((1437, 8, 8, 1), (1437,))
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@dataclass
+class Dataset:
+    """Train and test arrays of one source."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    class_names: list[str] | None = field(default=None)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+# -- sources ------------------------------------------------------------------------
+def _digits(_: str) -> Dataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[..., None]
+    y = bunch.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    return Dataset(x_train, y_train, x_test, y_test, "digits", [str(i) for i in range(10)])
+
+
+def _npz(path: str) -> Dataset:
+    file = _existing(path)
+    try:
+        with np.load(file, allow_pickle=False) as arrays:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays.files]
+            if missing:
+                raise DataError(f"{file}: missing arrays {', '.join(missing)} (has: {', '.join(arrays.files)})")
+            parts = [arrays[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+        raise DataError(f"{file}: not a readable .npz archive of arrays: {err}") from None
+    return Dataset(
+        _images(parts[0], file), _labels(parts[1], file),
+        _images(parts[2], file), _labels(parts[3], file), f"npz:{path}",
+    )  # fmt: skip
+
+
+IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One file in MNIST's idx format, gzipped or not."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise DataError(f"{path}: cannot read: {err}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
+        raise DataError(f"{path}: not an idx file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    dtype = np.dtype(IDX_DTYPES[raw[2]])
+    expected = int(np.prod(dims)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DataError(f"{path}: idx header says {dims} but the file holds {len(raw) - header} data bytes (truncated?)")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+
+
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+
+
+def _idx_arrays(folder: Path) -> dict[str, np.ndarray]:
+    arrays = {}
+    for key, stem in IDX_FILES.items():
+        candidates = [folder / stem, folder / f"{stem}.gz", folder / stem.replace("-idx", ".idx")]
+        found = next((c for c in candidates if c.exists()), None)
+        if found is None:
+            raise DataError(f"{folder}: no {stem}[.gz] (expected MNIST's four idx files)")
+        arrays[key] = read_idx(found)
+    return arrays
+
+
+def _idx(path: str) -> Dataset:
+    folder = _existing(path, directory=True)
+    a = _idx_arrays(folder)
+    return Dataset(
+        _images(a["x_train"], folder), _labels(a["y_train"], folder),
+        _images(a["x_test"], folder), _labels(a["y_test"], folder), f"idx:{path}",
+    )  # fmt: skip
+
+
+def _folder(path: str, follow_symlinks: bool = False) -> Dataset:
+    root = _existing(path, directory=True)
+    for split in ("train", "test"):
+        if not (root / split).is_dir():
+            raise DataError(f"{root}: no {split}/ folder (expected train/<class>/*.png and test/<class>/*.png)")
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    if not classes:
+        raise DataError(f"{root / 'train'}: no class folders")
+    parts = [_read_image_split(root, split, classes, follow_symlinks) for split in ("train", "test")]
+    return Dataset(parts[0][0], parts[0][1], parts[1][0], parts[1][1], f"folder:{path}", classes)
+
+
+def _read_image_split(root: Path, split: str, classes: list[str], follow_symlinks: bool):
+    from PIL import Image, UnidentifiedImageError
+
+    images, labels, shapes = [], [], set()
+    real_root = root.resolve()
+    for label, name in enumerate(classes):
+        folder = root / split / name
+        if not folder.is_dir():
+            continue
+        for file in sorted(folder.iterdir()):
+            if file.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if not follow_symlinks and real_root not in file.resolve().parents:
+                raise DataError(f"{file}: points outside {root} (a symlink); refusing to follow it")
+            try:
+                with Image.open(file) as img:
+                    img.load()
+                    array = np.asarray(img.convert("L") if img.mode in ("1", "L", "P", "I;16") else img.convert("RGB"))
+            except (UnidentifiedImageError, OSError) as err:
+                raise DataError(f"{file}: not a readable image: {err}") from None
+            array = array[..., None] if array.ndim == 2 else array
+            shapes.add(array.shape)
+            images.append(array)
+            labels.append(label)
+    if not images:
+        raise DataError(f"{root / split}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    if len(shapes) > 1:
+        images = _common_size(images, shapes, root / split)
+    return (np.stack(images).astype(np.float32) / 255.0), np.asarray(labels, np.int64)
+
+
+def _common_size(images: list[np.ndarray], shapes: set, where: Path) -> list[np.ndarray]:
+    """Mixed sizes or channel counts: bring all images to the most common shape's channels."""
+    channels = max(s[2] for s in shapes)
+    images = [np.repeat(img, channels, axis=2) if img.shape[2] != channels else img for img in images]
+    sizes = {img.shape for img in images}
+    if len(sizes) > 1:
+        raise DataError(f"{where}: images have different sizes {sorted(sizes)[:4]}; pass --resize to resize them")
+    return images
+
+
+# -- Keras's dataset cache -------------------------------------------------------------
+def keras_cache() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+
+
+def _mnist(_: str) -> Dataset:
+    path = keras_cache() / "mnist.npz"
+    if path.exists():
+        return replace(_npz(str(path)), source="mnist", class_names=[str(i) for i in range(10)])
+    return _from_keras("mnist", path)
+
+
+def _fashion_mnist(_: str) -> Dataset:
+    folder = keras_cache() / "fashion-mnist"
+    if folder.is_dir():
+        a = _idx_arrays(folder)
+        return Dataset(_images(a["x_train"], folder), _labels(a["y_train"], folder), _images(a["x_test"], folder),
+                       _labels(a["y_test"], folder), "fashion_mnist", FASHION_MNIST_CLASSES)  # fmt: skip
+    return _from_keras("fashion_mnist", folder)
+
+
+def _cifar10(_: str) -> Dataset:
+    folder = keras_cache() / "cifar-10-batches-py"
+    if folder.is_dir():
+        from ._cifar import read_cifar10
+
+        x_train, y_train, x_test, y_test = read_cifar10(folder)
+        return Dataset(_images(x_train, folder), _labels(y_train, folder), _images(x_test, folder),
+                       _labels(y_test, folder), "cifar10", CIFAR10_CLASSES)  # fmt: skip
+    return _from_keras("cifar10", folder)
+
+
+def _from_keras(name: str, cache_path: Path) -> Dataset:
+    """Not cached: let Keras download it, and turn any failure into one clear message."""
+    try:
+        from .backends import quiet_tensorflow
+
+        quiet_tensorflow()
+        import keras
+
+        (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
+    except ImportError:
+        raise DataError(
+            f"{name} is not in Keras's dataset cache ({cache_path}) and Keras is not installed to download it "
+            f"(pip install 'cnnspec[keras]'), or use npz:PATH / idx:DIR"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - any download failure means the same thing to the user
+        raise DataError(
+            f"{name} is not in Keras's dataset cache ({cache_path}) and could not be downloaded "
+            f"({type(err).__name__}: {str(err)[:120]}); download it once on a machine with internet, "
+            f"or use npz:PATH / idx:DIR"
+        ) from None
+    names = {"fashion_mnist": FASHION_MNIST_CLASSES, "cifar10": CIFAR10_CLASSES}.get(name)
+    return Dataset(_images(x_train, cache_path), _labels(y_train, cache_path), _images(x_test, cache_path),
+                   _labels(y_test, cache_path), name, names)  # fmt: skip
+
+
+SOURCES: dict[str, Callable[[str], Dataset]] = {
+    "digits": _digits,
+    "mnist": _mnist,
+    "fashion_mnist": _fashion_mnist,
+    "cifar10": _cifar10,
+    "npz": _npz,
+    "idx": _idx,
+    "folder": _folder,
+}
+NEEDS_PATH = {"npz", "idx", "folder"}
+
+
+def load_data(source: str = "digits") -> Dataset:
+    """Read a data source (see module docstring); raises ``DataError`` with a clear message."""
+    kind, _, arg = source.partition(":")
+    if kind not in SOURCES:
+        raise DataError(f"unknown data source {source!r}; use one of: digits, mnist, fashion_mnist, cifar10, "
+                        "npz:PATH, idx:DIR, folder:PATH")  # fmt: skip
+    if (kind in NEEDS_PATH) != bool(arg):
+        raise DataError(f"data source {kind!r} {'needs a path: ' + kind + ':PATH' if kind in NEEDS_PATH else 'takes no path'}")
+    data = SOURCES[kind](arg)
+    for split in ("train", "test"):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        if len(x) == 0:
+            raise DataError(f"{source}: the {split} split is empty")
+        if len(x) != len(y):
+            raise DataError(f"{source}: {len(x)} {split} images but {len(y)} labels")
+        if not np.all(np.isfinite(x)):
+            raise DataError(f"{source}: the {split} images hold NaN or infinite values")
+    return data
+
+
+# -- checks and conversions ---------------------------------------------------------------
+def _existing(path: str, directory: bool = False) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataError(f"{p}: no such {'folder' if directory else 'file'}")
+    if directory and not p.is_dir():
+        raise DataError(f"{p}: not a folder")
+    if not directory and p.is_dir():
+        raise DataError(f"{p}: is a folder, not a file")
+    return p
+
+
+def _images(x: np.ndarray, where: Path | str) -> np.ndarray:
+    """(N, H, W[, C]) numbers -> float32 (N, H, W, C); bytes are scaled to [0, 1]."""
+    if x.dtype.kind not in "uif":
+        raise DataError(f"{where}: images must be numbers, got dtype {x.dtype}")
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise DataError(f"{where}: images must be (N, H, W) or (N, H, W, C), got shape {x.shape}")
+    scale = 255.0 if x.dtype == np.uint8 else 1.0
+    return (x.astype(np.float32) / scale) if scale != 1.0 else x.astype(np.float32, copy=False)
+
+
+def _labels(y: np.ndarray, where: Path | str) -> np.ndarray:
+    """Class indices (N,) or (N, 1), or one-hot (N, K) -> int64 (N,)."""
+    if y.ndim == 2 and y.shape[1] > 1:
+        y = y.argmax(axis=1)
+    y = y.reshape(len(y)) if y.ndim == 2 else y
+    if y.ndim != 1:
+        raise DataError(f"{where}: labels must be (N,) class indices or (N, K) one-hot, got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise DataError(f"{where}: labels must be whole class indices, found {y[~(y == np.round(y))][:3]}")
+    elif y.dtype.kind not in "ui":
+        raise DataError(f"{where}: labels must be integers, got dtype {y.dtype}")
+    return y.astype(np.int64)
+
+
+def fit_to_spec(data: Dataset, input_shape: tuple[int, int, int], num_classes: int, resize: bool = False) -> Dataset:
+    """Check images and labels fit the spec; with ``resize``, resize images and convert channels."""
+    want = tuple(input_shape)
+    if data.image_shape != want:
+        if not resize:
+            got = "x".join(map(str, data.image_shape))
+            raise DataError(
+                f"{data.source}: images are {got} (H x W x C) but the spec's input_shape is {list(want)}; "
+                "pass --resize to resize them, or change input_shape"
+            )
+        data = replace(data, x_train=resize_images(data.x_train, want), x_test=resize_images(data.x_test, want))
+    for split in ("train", "test"):
+        y = getattr(data, f"y_{split}")
+        bad = y[(y < 0) | (y >= num_classes)]
+        if bad.size:
+            raise DataError(
+                f"{data.source}: {split} labels must be 0..{num_classes - 1} (the spec's output has "
+                f"{num_classes} classes), found {sorted(set(bad.tolist()))[:5]}"
+            )
+    return data
+
+
+def resize_images(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Bilinear resize to (H, W) and convert channels (gray <-> RGB) to ``shape``."""
+    from PIL import Image
+
+    height, width, channels = shape
+    if x.shape[3] != channels:
+        if x.shape[3] == 1:
+            x = np.repeat(x, channels, axis=3)
+        elif channels == 1 and x.shape[3] == 3:
+            x = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]  # ITU-R 601 luma, as PIL's "L"
+        else:
+            raise DataError(f"cannot convert {x.shape[3]}-channel images to {channels} channels")
+    if x.shape[1:3] == (height, width):
+        return np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty((len(x), height, width, channels), np.float32)
+    for i, image in enumerate(x):
+        for c in range(channels):
+            out[i, :, :, c] = np.asarray(Image.fromarray(image[:, :, c], mode="F").resize((width, height), Image.BILINEAR))
+    return out
+
+
+def validation_split(x: np.ndarray, y: np.ndarray, fraction: float):
+    """Keras's rule: the last ``fraction`` of the samples (before any shuffling) validate."""
+    n_val = int(len(x) * fraction)
+    if fraction > 0 and n_val == 0:
+        n_val = 1
+    if n_val >= len(x):
+        raise DataError(f"validation_split {fraction} leaves no training samples out of {len(x)}")
+    cut = len(x) - n_val
+    return (x[:cut], y[:cut]), (x[cut:], y[cut:])

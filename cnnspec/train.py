@@ -1,0 +1,314 @@
+"""The backend-neutral training driver.
+
+It owns everything that is the same whatever the framework: data and the
+validation split, the seeded shuffle, the progress display, history, best
+weights, early stopping, NaN handling, checkpoints and resume, and the run
+directory. A backend supplies ``build`` and a ``Trainer`` with ``prepare``,
+``fit_epoch``, ``evaluate`` and optimizer state in and out.
+
+>>> result = train("specs/digits_cnn.yaml", backend="torch", epochs=2)   # doctest: +SKIP
+>>> result.metrics["accuracy"]                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .data import Dataset, fit_to_spec, load_data, validation_split
+from .errors import RunError
+from .load import load_spec
+from .progress import EpochProgress
+from .runs import RunLock, RunPaths, default_run_dir, read_json, write_json
+from .spec import ModelSpec
+from .weights import load_weights, save_weights, spec_hash
+
+
+class TrainingInterrupted(RunError):
+    """Ctrl-C during training; the last finished epoch is kept and can be resumed."""
+
+
+@dataclass
+class RunSettings:
+    """What a run was asked to do (run.json); ``--resume`` reuses it."""
+
+    backend: str
+    data: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+    validation_split: float
+    precision: str = "fp32"
+    resize: bool = False
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns: the run directory, its history and test metrics, the trained model."""
+
+    run_dir: Path
+    history: dict[str, list[float]]
+    metrics: dict[str, Any]
+    model: Any = field(repr=False)
+    stop_reason: str = "finished"
+
+
+@dataclass
+class _Progress:
+    """The bookkeeping a checkpoint restores."""
+
+    epoch: int = 0
+    best_epoch: int = 0
+    best_value: float = math.inf
+    monitor_best: float | None = None
+    wait: int = 0
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _settings(spec: ModelSpec, backend: str, data: str, overrides: dict[str, Any], resize: bool) -> RunSettings:
+    t = spec.training
+    chosen = {
+        "epochs": t.epochs, "batch_size": t.batch_size, "learning_rate": t.optimizer.learning_rate,
+        "seed": t.seed, "precision": t.precision,
+    }  # fmt: skip
+    chosen.update({key: value for key, value in overrides.items() if value is not None})
+    for key in ("epochs", "batch_size"):
+        if chosen[key] < 1:
+            raise RunError(f"--{key.replace('_', '-')} must be at least 1, got {chosen[key]}")
+    if chosen["learning_rate"] <= 0:
+        raise RunError(f"--lr must be positive, got {chosen['learning_rate']}")
+    return RunSettings(backend=backend, data=data, validation_split=t.validation_split, resize=resize, **chosen)
+
+
+def train(
+    spec: str | Path | dict | ModelSpec | None = None,
+    backend: str = "torch",
+    data: str = "digits",
+    *,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    seed: int | None = None,
+    precision: str | None = None,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    resize: bool = False,
+    verbose: bool = True,
+) -> TrainResult:
+    """Train ``spec`` with ``backend`` on ``data`` and write a run directory.
+
+    Arguments left as None take the spec's ``training`` values. ``resume=DIR``
+    continues an interrupted run from its last finished epoch (``epochs`` may
+    raise the target).
+    """
+    if resume is not None:
+        paths = RunPaths(Path(resume))
+        spec = load_spec(read_json(paths.spec, "spec"))
+        settings = RunSettings(**read_json(paths.run, "run settings")["settings"])
+        if epochs is not None:
+            settings.epochs = epochs
+    else:
+        if spec is None:
+            raise RunError("train needs a spec (or resume=RUN_DIR)")
+        spec = load_spec(spec)
+        overrides = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, precision=precision)
+        settings = _settings(spec, backend, data, overrides, resize)
+        paths = RunPaths(Path(out) if out is not None else default_run_dir(spec.name, backend))
+        if paths.run.exists() or paths.state.exists():
+            raise RunError(f"{paths.root} already holds a run; continue it with --resume {paths.root} or pick another --out")
+    from .backends import TRAINING_BACKENDS, load_backend
+
+    if settings.backend not in TRAINING_BACKENDS:
+        raise RunError(f"backend {settings.backend!r} cannot train; use one of: {', '.join(TRAINING_BACKENDS)}")
+    framework = load_backend(settings.backend)  # a missing framework fails before anything is written
+    dataset = fit_to_spec(load_data(settings.data), spec.input_shape, spec.num_classes, settings.resize)
+    _check_writable(paths.root)
+    with RunLock(paths):
+        return _Run(spec, settings, paths, framework, dataset, verbose, resuming=resume is not None).go()
+
+
+def _check_writable(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise RunError(f"{root}: cannot write the run directory: {err.strerror or err}") from None
+
+
+class _Run:
+    def __init__(self, spec, settings, paths, framework, dataset: Dataset, verbose: bool, resuming: bool):
+        self.spec, self.settings, self.paths, self.framework = spec, settings, paths, framework
+        self.dataset, self.verbose = dataset, verbose
+        self.model = framework.build(spec, seed=settings.seed)
+        self.trainer = framework.Trainer(self.model, spec.training, settings.learning_rate, settings.precision)
+        self.progress = _Progress()
+        if resuming and paths.state.exists():
+            self._restore()
+        elif not resuming:
+            write_json(paths.spec, spec.to_dict())
+            write_json(paths.run, {
+                "settings": asdict(settings), "spec_hash": spec_hash(spec), "cnnspec": __version__,
+                "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            })  # fmt: skip
+
+    # -- the epoch loop -------------------------------------------------------------------
+    def go(self) -> TrainResult:
+        s, p = self.settings, self.progress
+        (x_train, y_train), (x_val, y_val) = validation_split(
+            self.dataset.x_train, self.dataset.y_train, s.validation_split
+        )
+        if p.epoch >= s.epochs:
+            if self.verbose:
+                print(f"{self.paths.root}: already trained for {p.epoch} epochs; nothing to resume")
+            return self._finish("finished")
+        train_data = self.trainer.prepare(x_train, y_train)
+        val_data = self.trainer.prepare(x_val, y_val) if len(x_val) else None
+        if self.verbose:
+            start = f"resuming after epoch {p.epoch}, " if p.epoch else ""
+            print(
+                f"Training {self.spec.name} with {s.backend} on {self.dataset.source}: {len(x_train):,} train / "
+                f"{len(x_val):,} validation / {len(self.dataset.x_test):,} test images; {start}"
+                f"{s.epochs} epochs, batch {s.batch_size}"
+            )
+        reason = "finished"
+        try:
+            for epoch in range(p.epoch + 1, s.epochs + 1):
+                reason = self._epoch(epoch, train_data, val_data, len(x_train))
+                if reason != "continue":
+                    break
+            else:
+                reason = "finished"
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(
+                f"interrupted; epochs up to {self.progress.epoch} are saved. "
+                f"Continue with: cnnspec train --resume {self.paths.root}"
+            ) from None
+        result = self._finish(reason)
+        if reason == "nan":
+            raise RunError(
+                f"the loss became NaN or infinite in epoch {p.epoch + 1}; training stopped and the weights of "
+                f"epoch {p.best_epoch} were kept in {self.paths.weights}. Try a lower learning rate."
+            )
+        return result
+
+    def _epoch(self, epoch: int, train_data: Any, val_data: Any, n_train: int) -> str:
+        s, p = self.settings, self.progress
+        order = np.random.default_rng([s.seed, epoch]).permutation(n_train)
+        bar = EpochProgress(epoch, s.epochs, enabled=self.verbose)
+        started = time.perf_counter()
+        metrics = self.trainer.fit_epoch(train_data, order, s.batch_size, seed=s.seed * 100_003 + epoch, progress=bar)
+        if val_data is not None:
+            metrics.update({f"val_{k}": v for k, v in self.trainer.evaluate(val_data).items()})
+        seconds = time.perf_counter() - started
+        if not all(math.isfinite(value) for value in metrics.values()):
+            if self.verbose:
+                bar.finish(metrics)
+            return "nan"
+        if self.verbose:
+            bar.finish(metrics)
+        for key, value in {"epoch": epoch, **metrics, "seconds": round(seconds, 4)}.items():
+            p.history.setdefault(key, []).append(value)
+        kept_value = metrics.get("val_loss", metrics["loss"])
+        improved = kept_value < p.best_value
+        if improved:
+            p.best_value, p.best_epoch = kept_value, epoch
+        stop = self._early_stopping(metrics)
+        p.epoch = epoch
+        self._checkpoint(epoch, improved)
+        return "early_stopping" if stop else "continue"
+
+    def _early_stopping(self, metrics: dict[str, float]) -> bool:
+        """Keras's EarlyStopping: wait counts non-improving epochs; stop when it reaches patience."""
+        rule = self.spec.training.early_stopping
+        if rule is None:
+            return False
+        p, value = self.progress, metrics[rule.monitor]
+        lower_is_better = rule.monitor.endswith("loss")
+        if p.monitor_best is None:
+            improved = True
+        elif lower_is_better:
+            improved = value + rule.min_delta < p.monitor_best
+        else:
+            improved = value - rule.min_delta > p.monitor_best
+        p.wait += 1
+        if improved:
+            p.monitor_best, p.wait = value, 0
+            return False
+        stop = p.wait >= rule.patience
+        if stop and self.verbose:
+            print(f"Early stopping: {rule.monitor} has not improved for {p.wait} epochs")
+        return stop
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _checkpoint(self, epoch: int, improved: bool) -> None:
+        """Epoch files first, then state.json (the commit), then the derived files."""
+        from .weights import save_arrays
+
+        paths, p = self.paths, self.progress
+        weights = self.framework.get_weights(self.model)
+        save_weights(paths.epoch_file(epoch, "model"), weights, self.spec)
+        save_arrays(paths.epoch_file(epoch, "optimizer"), self.trainer.optimizer_state())
+        write_json(paths.state, {**asdict(p), "best_value": _finite_or_none(p.best_value)})
+        if improved:
+            save_weights(paths.weights, weights, self.spec)
+        write_json(paths.history, p.history)
+        self._drop_old_epochs(keep={epoch, p.best_epoch})
+
+    def _drop_old_epochs(self, keep: set[int]) -> None:
+        for file in self.paths.checkpoint.glob("epoch-*.safetensors"):
+            number = int(file.name.split(".")[0].split("-")[1])
+            if number not in keep:
+                file.unlink(missing_ok=True)
+
+    def _restore(self) -> None:
+        from .weights import load_arrays
+
+        state = read_json(self.paths.state, "checkpoint state")
+        state["best_value"] = math.inf if state.get("best_value") is None else state["best_value"]
+        self.progress = _Progress(**state)
+        epoch = self.progress.epoch
+        self.framework.set_weights(self.model, load_weights(self.paths.epoch_file(epoch, "model"), self.spec))
+        self.trainer.load_optimizer_state(load_arrays(self.paths.epoch_file(epoch, "optimizer")))
+        # the kept weights may lag the state if a kill came between the two writes
+        best = self.paths.epoch_file(self.progress.best_epoch, "model")
+        if best.exists():
+            save_weights(self.paths.weights, load_weights(best, self.spec), self.spec)
+
+    # -- the end -----------------------------------------------------------------------------
+    def _finish(self, reason: str) -> TrainResult:
+        from .plots import plot_history
+
+        paths, p = self.paths, self.progress
+        if paths.weights.exists():
+            self.framework.set_weights(self.model, load_weights(paths.weights, self.spec))
+        x_test, y_test = self.dataset.x_test, self.dataset.y_test
+        test = self.trainer.evaluate(self.trainer.prepare(x_test, y_test))
+        metrics = {
+            "accuracy": test["accuracy"], "loss": test["loss"], "n": int(len(x_test)),
+            "best_epoch": p.best_epoch, "epochs_run": p.epoch, "stop_reason": reason,
+            "backend": self.settings.backend, "data": self.settings.data,
+            "train_seconds": round(sum(p.history.get("seconds", [])), 3),
+        }  # fmt: skip
+        write_json(paths.metrics, metrics)
+        write_json(paths.history, p.history)
+        if p.history.get("loss"):
+            plot_history(p.history, paths.plot, title=f"{self.spec.name} ({self.settings.backend})")
+        if self.verbose:
+            print(f"Test: accuracy {test['accuracy']:.4f} - loss {test['loss']:.4f} ({len(x_test):,} images, "
+                  f"weights of epoch {p.best_epoch})")  # fmt: skip
+            print(f"Run saved to {paths.root}")
+        return TrainResult(paths.root, p.history, metrics, self.model, reason)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None

@@ -1,0 +1,124 @@
+"""Torch optimizers and loss equal numpy references written from Keras 3's update formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from cnnspec.backends.torch_backend.optimizers import KerasAdam, KerasRMSprop, KerasSGD  # noqa: E402
+from cnnspec.backends.torch_backend.trainer import keras_crossentropy  # noqa: E402
+
+
+def numpy_adam(w, grads, lr=0.01, b1=0.9, b2=0.999, eps=1e-7):
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    for t, g in enumerate(grads, start=1):
+        alpha = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        m = m + (g - m) * (1 - b1)
+        v = v + (g * g - v) * (1 - b2)
+        w = w - m * alpha / (np.sqrt(v) + eps)
+    return w
+
+
+def numpy_sgd(w, grads, lr=0.01, momentum=0.0, nesterov=False):
+    m = np.zeros_like(w)
+    for g in grads:
+        if momentum == 0:
+            w = w - lr * g
+            continue
+        m = momentum * m - lr * g
+        w = w + (momentum * m - lr * g if nesterov else m)
+    return w
+
+
+def numpy_rmsprop(w, grads, lr=0.01, rho=0.9, momentum=0.0, eps=1e-7, centered=False):
+    v, avg, mom = np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)
+    for g in grads:
+        v = rho * v + (1 - rho) * g * g
+        if centered:
+            avg = rho * avg + (1 - rho) * g
+            denominator = v - avg * avg + eps
+        else:
+            denominator = v + eps
+        increment = lr * g / np.sqrt(denominator)
+        if momentum > 0:
+            mom = momentum * mom + increment
+            w = w - mom
+        else:
+            w = w - increment
+    return w
+
+
+CASES = [
+    (lambda p: KerasAdam(p, lr=0.01), lambda w, g: numpy_adam(w, g)),
+    (lambda p: KerasAdam(p, lr=0.003, beta_1=0.8, beta_2=0.99, epsilon=1e-4),
+     lambda w, g: numpy_adam(w, g, lr=0.003, b1=0.8, b2=0.99, eps=1e-4)),
+    (lambda p: KerasSGD(p, lr=0.05), lambda w, g: numpy_sgd(w, g, lr=0.05)),
+    (lambda p: KerasSGD(p, lr=0.05, momentum=0.9), lambda w, g: numpy_sgd(w, g, lr=0.05, momentum=0.9)),
+    (lambda p: KerasSGD(p, lr=0.05, momentum=0.9, nesterov=True),
+     lambda w, g: numpy_sgd(w, g, lr=0.05, momentum=0.9, nesterov=True)),
+    (lambda p: KerasRMSprop(p, lr=0.01), lambda w, g: numpy_rmsprop(w, g)),
+    (lambda p: KerasRMSprop(p, lr=0.01, momentum=0.5), lambda w, g: numpy_rmsprop(w, g, momentum=0.5)),
+    (lambda p: KerasRMSprop(p, lr=0.01, centered=True), lambda w, g: numpy_rmsprop(w, g, centered=True)),
+    (lambda p: KerasRMSprop(p, lr=0.01, momentum=0.5, centered=True, rho=0.8),
+     lambda w, g: numpy_rmsprop(w, g, momentum=0.5, centered=True, rho=0.8)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("make,reference", CASES)
+def test_optimizer_steps_equal_keras_formulas(make, reference):
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=(4, 5)).astype(np.float32)
+    grads = [rng.normal(size=(4, 5)).astype(np.float32) for _ in range(5)]
+    param = torch.nn.Parameter(torch.from_numpy(w0.copy()))
+    optimizer = make([param])
+    for g in grads:
+        param.grad = torch.from_numpy(g)
+        optimizer.step()
+    expected = reference(w0.astype(np.float64), [g.astype(np.float64) for g in grads])
+    np.testing.assert_allclose(param.detach().numpy(), expected, atol=1e-6, rtol=1e-5)
+
+
+def test_optimizer_state_round_trips_through_the_trainer():
+    import cnnspec
+    from cnnspec.backends import torch_backend as tb
+
+    spec = cnnspec.load_spec("specs/every_layer.yaml")
+    x = np.random.default_rng(0).random((8, *spec.input_shape), dtype=np.float32)
+    y = np.arange(8) % 5
+    trainer = tb.Trainer(tb.build(spec), spec.training)
+    data = trainer.prepare(x, y)
+    trainer.fit_epoch(data, np.arange(8), 4, seed=0)
+    state = trainer.optimizer_state()
+    other = tb.Trainer(tb.build(spec, tb.get_weights(trainer.model)), spec.training)
+    other.load_optimizer_state(state)
+    trainer.fit_epoch(data, np.arange(8), 4, seed=1)
+    other.fit_epoch(other.prepare(x, y), np.arange(8), 4, seed=1)
+    for key, value in tb.get_weights(trainer.model).items():
+        np.testing.assert_array_equal(value, tb.get_weights(other.model)[key])
+
+
+def _numpy_softmax(z):
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def test_loss_from_logits_when_the_output_is_softmax():
+    z = np.random.default_rng(0).normal(0, 5, (6, 4))
+    labels = np.array([0, 1, 2, 3, 0, 1])
+    got = keras_crossentropy(torch.tensor(z), torch.tensor(labels), True, "categorical_crossentropy").numpy()
+    expected = -np.log(_numpy_softmax(z)[np.arange(6), labels])
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_loss_from_probabilities_clips_like_keras():
+    probs = np.array([[0.0, 1.0], [0.2, 0.6]], np.float32)  # unnormalised second row
+    labels = np.array([0, 1])
+    categorical = keras_crossentropy(torch.tensor(probs), torch.tensor(labels), False, "categorical_crossentropy")
+    normalised = probs / probs.sum(1, keepdims=True)
+    clipped = np.clip(normalised, 1e-7, 1 - 1e-7)
+    np.testing.assert_allclose(categorical.numpy(), -np.log(clipped[np.arange(2), labels]), rtol=1e-5)
+    sparse = keras_crossentropy(torch.tensor(probs), torch.tensor(labels), False, "sparse_categorical_crossentropy")
+    logp = np.log(np.clip(probs, 1e-7, 1 - 1e-7))
+    np.testing.assert_allclose(sparse.numpy(), -(logp - np.log(np.exp(logp).sum(1, keepdims=True)))[np.arange(2), labels],
+                               rtol=1e-5)  # fmt: skip
