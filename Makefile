@@ -22,6 +22,8 @@ demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/cnnspec train specs/digits_cnn.yaml --backend torch --out $(DEMO)/torch
 	$(BIN)/cnnspec evaluate $(DEMO)/torch
+	$(BIN)/cnnspec train specs/digits_cnn.yaml --backend keras --out $(DEMO)/keras
+	$(BIN)/cnnspec evaluate $(DEMO)/keras --backend torch
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

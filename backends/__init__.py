@@ -40,7 +40,46 @@ def load_backend(name: str) -> ModuleType:
     return importlib.import_module(module)
 
 
+# TensorFlow's start-up chatter, printed by C++ before its log level applies.
+# Anything else it prints while importing still reaches the user.
+_TF_NOISE = (
+    "All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers",
+    "failed call to cuInit",
+    "Unable to register cu",
+    "TF-TRT Warning",
+    "computation placer already registered",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "To enable the following instructions",
+)
+
+
 def quiet_tensorflow() -> None:
-    """Silence TensorFlow's start-up info logs (not its warnings or errors) before it loads."""
+    """Import TensorFlow with its start-up noise filtered out (warnings and errors still shown)."""
+    import sys
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf  # noqa: F401
+
+            tf.config.list_physical_devices("GPU")  # CUDA probing logs happen here, not at import
+        except ImportError:
+            pass  # load_backend reports the missing package
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                if line.strip() and not any(noise in line for noise in _TF_NOISE)]  # fmt: skip
+    if kept:
+        sys.stderr.write("".join(kept))

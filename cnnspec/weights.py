@@ -175,7 +175,8 @@ def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     """Any named arrays (optimizer state), dtypes kept, written atomically."""
     from safetensors.numpy import save
 
-    atomic_write_bytes(Path(path), save({k: np.ascontiguousarray(v) for k, v in arrays.items()}))
+    # np.require, not ascontiguousarray: that one turns 0-d scalars (step counters) into 1-d
+    atomic_write_bytes(Path(path), save({k: np.require(v, requirements="C") for k, v in arrays.items()}))
 
 
 def load_arrays(path: str | Path) -> dict[str, np.ndarray]:

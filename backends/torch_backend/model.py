@@ -29,8 +29,9 @@ class CompiledModel(nn.Module):
             nn.Sequential(*BUILDERS[layer.type](layer, info.input_shape))
             for layer, info in zip(spec.layers, report.layers)
         )
-        # Keras computes cross-entropy from the logits when the output is a softmax.
-        self.ends_in_softmax = isinstance(self.blocks[-1][-1], Softmax)
+        # Keras's cross-entropy reaches behind a final softmax *or sigmoid* for its
+        # input (keras/src/backend/tensorflow/nn.py, `_keras_logits`) and treats it as logits.
+        self.loss_from_logits = isinstance(self.blocks[-1][-1], (Softmax, nn.Sigmoid))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, C, H, W)
         for block in self.blocks:
@@ -38,8 +39,8 @@ class CompiledModel(nn.Module):
         return x
 
     def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The output before a final softmax (the output itself when there is none)."""
-        if not self.ends_in_softmax:
+        """The output before a final softmax or sigmoid (the output itself when there is none)."""
+        if not self.loss_from_logits:
             return self(x)
         for block in self.blocks[:-1]:
             x = block(x)

@@ -23,8 +23,8 @@ KERAS_EPSILON = 1e-7  # keras.backend.epsilon(), used to clip probabilities
 def keras_crossentropy(output: torch.Tensor, labels: torch.Tensor, from_logits: bool, loss: str) -> torch.Tensor:
     """Per-sample cross-entropy exactly as Keras computes it.
 
-    From logits when the model ends in a softmax (Keras reaches behind the softmax
-    for its input); otherwise from probabilities, clipped to [eps, 1 - eps].
+    From logits when the model ends in a softmax or sigmoid (Keras reaches behind
+    either for its input); otherwise from probabilities, clipped to [eps, 1 - eps].
     """
     output = output.float()
     if from_logits:
@@ -54,10 +54,12 @@ class Trainer:
         return to_nchw(x), torch.from_numpy(np.asarray(y, dtype=np.int64))
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return keras_crossentropy(logits, labels, self.model.ends_in_softmax, self.training.loss)
+        return keras_crossentropy(logits, labels, self.model.loss_from_logits, self.training.loss)
 
     def train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on a batch; returns (batch mean loss, logits), both detached."""
+        if not self.model.training:
+            self.model.train()
         logits = self.model.forward_logits(xb)
         loss = self.loss(logits, yb).mean()
         self.optimizer.zero_grad(set_to_none=True)

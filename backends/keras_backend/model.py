@@ -1,0 +1,43 @@
+"""spec -> ``keras.Model`` (TensorFlow backend), and canonical weights in and out.
+
+Keras layout *is* the canonical layout, so weights move by variable name
+(``layer.kernel``, ``layer.moving_variance`` ...) with no transposes.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from cnnspec.shapes import infer_shapes
+from cnnspec.spec import ModelSpec
+from cnnspec.weights import Weights, check_weights, expected_weights
+
+from .layers import BUILDERS
+
+
+def compile_model(spec: ModelSpec, seed: int = 0) -> keras.Model:
+    """The spec as a functional Keras model with the spec's layer names."""
+    report = infer_shapes(spec)
+    inputs = keras.Input(shape=tuple(spec.input_shape))
+    x = inputs
+    for index, (layer, info) in enumerate(zip(spec.layers, report.layers)):
+        x = BUILDERS[layer.type](layer, info.input_shape, seed * 1000 + index)(x)
+    return keras.Model(inputs, x, name=spec.name)
+
+
+def _variable(model: keras.Model, key: str):
+    layer_name, variable = key.rsplit("/", 1)
+    return getattr(model.get_layer(layer_name), variable)
+
+
+def get_weights(model: keras.Model) -> Weights:
+    spec = model._cnnspec_spec  # set by build()
+    return {key: np.asarray(_variable(model, key).numpy(), dtype=np.float32) for key in expected_weights(spec)}
+
+
+def set_weights(model: keras.Model, weights: Weights) -> keras.Model:
+    spec = model._cnnspec_spec
+    for key, value in check_weights(spec, weights).items():
+        _variable(model, key).assign(value)
+    return model

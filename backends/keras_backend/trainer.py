@@ -1,0 +1,93 @@
+"""Training through Keras's own ``fit``, one epoch per call, for the shared driver.
+
+Keras's optimizers and losses, configured from the spec: the compiled model
+trains exactly as a hand-written Keras model would, at the same speed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import keras
+import numpy as np
+
+from cnnspec.spec import TrainingSpec
+
+OPTIMIZERS: dict[str, Callable[[Any], keras.optimizers.Optimizer]] = {
+    "adam": lambda o: keras.optimizers.Adam(o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon),
+    "sgd": lambda o: keras.optimizers.SGD(o.learning_rate, momentum=o.momentum, nesterov=o.nesterov),
+    "rmsprop": lambda o: keras.optimizers.RMSprop(
+        o.learning_rate, rho=o.rho, momentum=o.momentum, epsilon=o.epsilon, centered=o.centered
+    ),
+}
+
+
+def make_optimizer(spec: Any, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
+    if learning_rate is not None:
+        spec = spec.model_copy(update={"learning_rate": learning_rate})
+    return OPTIMIZERS[spec.type](spec)
+
+
+class _BatchProgress(keras.callbacks.Callback):
+    def __init__(self, progress: Callable, n_batches: int):
+        super().__init__()
+        self.progress, self.n_batches = progress, n_batches
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        self.progress(batch + 1, self.n_batches, lambda: {k: float(v) for k, v in logs.items()})
+
+
+class Trainer:
+    def __init__(self, model: keras.Model, training: TrainingSpec, learning_rate: float | None = None,
+                 precision: str = "fp32"):  # fmt: skip
+        self.model, self.training, self.precision = model, training, precision
+        self.model.compile(
+            optimizer=make_optimizer(training.optimizer, learning_rate), loss=training.loss, metrics=["accuracy"]
+        )
+        self.classes = model.output_shape[-1]
+
+    def prepare(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels as the loss wants them: one-hot for categorical, indices for sparse."""
+        y = np.asarray(y, dtype=np.int64)
+        if self.training.loss == "categorical_crossentropy":
+            y = np.eye(self.classes, dtype=np.float32)[y]
+        return np.ascontiguousarray(x, dtype=np.float32), y
+
+    def fit_epoch(self, data: Any, order: np.ndarray, batch_size: int, seed: int, progress: Callable | None = None):
+        x, y = data
+        n_batches = -(-len(order) // batch_size)
+        live = progress is not None and getattr(progress, "live", False)
+        # a per-batch callback makes Keras sync every step: only when a bar is drawn
+        callbacks = [_BatchProgress(progress, n_batches)] if live else []
+        history = self.model.fit(x[order], y[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
+                                 callbacks=callbacks)  # fmt: skip
+        return {"loss": float(history.history["loss"][-1]), "accuracy": float(history.history["accuracy"][-1])}
+
+    def evaluate(self, data: Any, batch_size: int = 1024) -> dict[str, float]:
+        x, y = data
+        result = self.model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+        return {"loss": float(result["loss"]), "accuracy": float(result["accuracy"])}
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One optimizer step on one batch (parity tests)."""
+        return float(self.model.train_on_batch(x, y)[0])
+
+    # -- checkpoint state -------------------------------------------------------------
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        optimizer = self.model.optimizer
+        if not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        return {f"{i:04d}:{v.path}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
+
+    def load_optimizer_state(self, arrays: dict[str, np.ndarray]) -> None:
+        optimizer = self.model.optimizer
+        if not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        variables = optimizer.variables
+        if len(arrays) != len(variables):
+            from cnnspec.errors import WeightsError
+
+            raise WeightsError(f"optimizer checkpoint holds {len(arrays)} variables, the optimizer has {len(variables)}")
+        for (_, value), variable in zip(sorted(arrays.items()), variables):
+            variable.assign(value)
