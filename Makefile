@@ -24,6 +24,9 @@ demo: $(STAMP)
 	$(BIN)/cnnspec evaluate $(DEMO)/torch
 	$(BIN)/cnnspec train specs/digits_cnn.yaml --backend keras --out $(DEMO)/keras
 	$(BIN)/cnnspec evaluate $(DEMO)/keras --backend torch
+	$(BIN)/cnnspec export onnx $(DEMO)/torch --output $(DEMO)/digits_cnn.onnx
+	$(BIN)/cnnspec evaluate $(DEMO)/digits_cnn.onnx
+	$(BIN)/cnnspec parity specs/every_layer.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -18,13 +18,17 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     **dict.fromkeys(
-        ["BackendUnavailable", "CnnspecError", "DataError", "RunError", "SpecError", "SpecIssue", "WeightsError"],
+        ["BackendUnavailable", "CnnspecError", "DataError", "ModelFileError", "RunError", "SpecError", "SpecIssue",
+         "WeightsError"],
         ".errors",
     ),
     **dict.fromkeys(["load_spec", "dump_spec"], ".load"),
     **dict.fromkeys(["build", "evaluate", "predict", "load_run"], ".api"),
     **dict.fromkeys(["train", "TrainResult", "TrainingInterrupted"], ".train"),
     **dict.fromkeys(["load_data", "Dataset"], ".data"),
+    **dict.fromkeys(["export_onnx", "ExportReport"], ".export"),
+    **dict.fromkeys(["run_parity", "ParityReport"], ".parity"),
+    "Predictor": ".predictor",
     **dict.fromkeys(["load_weights", "save_weights", "initial_weights"], ".weights"),
     **dict.fromkeys(["ShapeReport", "infer_shapes"], ".shapes"),
     **dict.fromkeys(
@@ -38,10 +42,15 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from .errors import BackendUnavailable, CnnspecError, DataError, RunError, SpecError, SpecIssue, WeightsError
+    from .errors import (
+        BackendUnavailable, CnnspecError, DataError, ModelFileError, RunError, SpecError, SpecIssue, WeightsError,
+    )  # fmt: skip
     from .api import build, evaluate, load_run, predict
     from .data import Dataset, load_data
+    from .export import ExportReport, export_onnx
     from .load import dump_spec, load_spec
+    from .parity import ParityReport, run_parity
+    from .predictor import Predictor
     from .train import TrainingInterrupted, TrainResult, train
     from .weights import initial_weights, load_weights, save_weights
     from .shapes import ShapeReport, infer_shapes

@@ -156,6 +156,88 @@ def evaluate(
         typer.echo(f"{target}: accuracy {metrics['accuracy']:.4f} - loss {metrics['loss']:.4f} ({metrics['n']:,} test images)")
 
 
+export_app = typer.Typer(help="Export a trained run.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("onnx")
+def export_onnx(
+    run_dir: Path = typer.Argument(..., help="A run directory (from cnnspec train).", show_default=False),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The .onnx file (default RUN_DIR/model.onnx)."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset (13 or newer)."),
+    layout: str = typer.Option("nhwc", "--layout", help="Input layout: nhwc (the spec's, default) or nchw."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare ONNX Runtime with the run's backend."),
+    tolerance: float = typer.Option(1e-5, "--tolerance", help="Largest allowed absolute difference when verifying."),
+) -> None:
+    """Export a run's kept weights to ONNX: checked, shape-inferred, and verified against the training backend."""
+    from .export import export_onnx as export
+
+    if layout not in ("nhwc", "nchw"):
+        raise typer.BadParameter(f"--layout must be nhwc or nchw, got {layout!r}")
+    with user_errors():
+        report = export(run_dir, output, opset=opset, layout=layout, verify=verify, tolerance=tolerance)
+    typer.echo(f"Exported {report.path} (opset {report.opset}, {report.layout} input, {report.size_bytes:,} bytes) "
+               f"in {report.export_seconds * 1000:.1f} ms")  # fmt: skip
+    if report.max_abs_diff is not None:
+        typer.echo(f"Verified: ONNX Runtime vs {report.reference}, max abs difference {report.max_abs_diff:.2e} "
+                   f"(tolerance {tolerance:g})")  # fmt: skip
+
+
+@app.command()
+def predict(
+    model: Path = typer.Argument(..., help="An exported .onnx file.", show_default=False),
+    inputs: list[Path] = typer.Argument(..., help="PNG/JPG images or .npy arrays.", show_default=False),
+    top: int = typer.Option(3, "--top", "-k", help="How many classes to show per input."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="cpu, cuda or tensorrt (default: CUDA if usable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Classify images or arrays with an exported model (ONNX Runtime)."""
+    from .data import read_inputs
+    from .predictor import Predictor
+
+    with user_errors():
+        predictor = Predictor(model, provider=provider)
+        x, labels = read_inputs(inputs, predictor.spec.input_shape)
+        if predictor.layout == "nchw":
+            x = x.transpose(0, 3, 1, 2)
+        results = predictor.top_k(x, max(1, top))
+    if as_json:
+        rows = [{"input": label, "top": [{"class": c, "name": n, "probability": p} for c, n, p in best]}
+                for label, best in zip(labels, results)]  # fmt: skip
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for label, best in zip(labels, results):
+        shown = ", ".join(f"{name} {prob:.3f}" for _, name, prob in best)
+        typer.echo(f"{label}: {shown}")
+
+
+@app.command()
+def parity(
+    spec: Path = SpecArg,
+    seed: int = typer.Option(0, "--seed", help="Seed of the random weights and batch."),
+    tolerance: float = typer.Option(1e-5, "--tolerance", help="Largest allowed absolute difference."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Build torch, Keras and ONNX from one set of random weights; compare every layer (exit 1 above tolerance)."""
+    from .load import load_spec
+    from .parity import run_parity
+
+    with user_errors():
+        report = run_parity(load_spec(spec), seed=seed, tolerance=tolerance)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        typer.echo(report.table())
+        for name, why in report.missing.items():
+            typer.echo(f"({name} not compared: {why})")
+        first = report.first_divergence
+        verdict = (f"OK: every layer within {tolerance:g} (max {report.worst:.2e})" if first is None else
+                   f"MISMATCH: first diverging layer '{first['name']}' ({first['type']})")  # fmt: skip
+        typer.echo(verdict)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def run() -> None:
     """Console-script entry point."""
     app()

@@ -358,3 +358,42 @@ def validation_split(x: np.ndarray, y: np.ndarray, fraction: float):
         raise DataError(f"validation_split {fraction} leaves no training samples out of {len(x)}")
     cut = len(x) - n_val
     return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+
+def read_inputs(paths: list[str | Path], input_shape: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
+    """Images (PNG/JPG/...) or .npy arrays -> (N, H, W, C) float32 fitted to ``input_shape``, with a label per row.
+
+    Images are converted to the spec's channel count and resized; bytes are scaled to [0, 1].
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    height, width, channels = input_shape
+    batches, labels = [], []
+    for raw in paths:
+        path = _existing(str(raw))
+        if path.suffix.lower() == ".npy":
+            try:
+                array = np.load(path, allow_pickle=False)
+            except (ValueError, OSError) as err:
+                raise DataError(f"{path}: not a readable .npy array: {err}") from None
+            if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3, 4) and array.shape[-1] != height):
+                array = array[None]
+            x = _images(array, path)
+            labels += [str(path)] if len(x) == 1 else [f"{path}[{i}]" for i in range(len(x))]
+        else:
+            if channels not in (1, 3):
+                raise DataError(f"{path}: images can feed 1- or 3-channel specs, this one takes {channels}")
+            try:
+                with Image.open(path) as img:
+                    img = img.convert("L" if channels == 1 else "RGB")
+                    if img.size != (width, height):
+                        img = img.resize((width, height), Image.BILINEAR)
+                    array = np.asarray(img)
+            except (UnidentifiedImageError, OSError) as err:
+                raise DataError(f"{path}: not a readable image: {err}") from None
+            x = _images(array[None], path)
+            labels.append(str(path))
+        if not np.all(np.isfinite(x)):
+            raise DataError(f"{path}: holds NaN or infinite values")
+        batches.append(resize_images(x, input_shape) if x.shape[1:] != tuple(input_shape) else x)
+    return np.concatenate(batches), labels

@@ -85,3 +85,7 @@ class RunError(CnnspecError):
 
 class BackendUnavailable(CnnspecError):
     """A framework that is not installed; the message names the extra to install."""
+
+
+class ModelFileError(CnnspecError):
+    """An exported model file that is missing, corrupt, or not cnnspec's."""

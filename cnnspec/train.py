@@ -159,6 +159,7 @@ class _Run:
             write_json(paths.run, {
                 "settings": asdict(settings), "spec_hash": spec_hash(spec), "cnnspec": __version__,
                 "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "class_names": dataset.class_names,
             })  # fmt: skip
 
     # -- the epoch loop -------------------------------------------------------------------

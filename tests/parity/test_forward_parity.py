@@ -1,4 +1,4 @@
-"""Forward parity: the same canonical weights give the same per-layer outputs in every backend.
+"""Forward parity: the same canonical weights give the same per-layer outputs in Keras, torch and ONNX Runtime.
 
 A matrix over every layer type, both paddings, strides 1-3, odd and even and
 non-square kernels, odd input sizes, batch norm with non-trivial statistics and
@@ -17,7 +17,8 @@ from tests.strategies import valid_spec_dicts
 
 torch_backend = pytest.importorskip("cnnspec.backends.torch_backend")
 keras_backend = pytest.importorskip("cnnspec.backends.keras_backend")
-BACKENDS = [("keras", keras_backend), ("torch", torch_backend)]
+onnx_backend = pytest.importorskip("cnnspec.backends.onnx_backend")
+BACKENDS = [("keras", keras_backend), ("torch", torch_backend), ("onnx", onnx_backend)]
 
 WINDOWS = [(k, s, p) for k in (1, 2, 3, (2, 3), (4, 1)) for s in (1, 2, 3) for p in ("valid", "same")]
 INPUTS = [(7, 9, 2), (8, 8, 3), (5, 11, 1)]

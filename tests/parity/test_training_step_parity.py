@@ -70,3 +70,17 @@ def test_non_softmax_outputs_follow_keras_loss_rules(activation):
     k = _steps(keras_backend, spec, weights, x, y, 2)
     for key in weights:
         np.testing.assert_allclose(t[key], k[key], atol=ATOL)
+
+
+def test_a_few_epochs_on_digits_give_close_loss_curves(tmp_path):
+    """Same seed, same initial weights and shuffles; only dropout masks differ between frameworks."""
+    import cnnspec
+
+    curves = {
+        backend: cnnspec.train("specs/digits_cnn.yaml", backend, epochs=4, out=tmp_path / backend, verbose=False).history
+        for backend in ("torch", "keras")
+    }
+    for key in ("loss", "val_loss"):
+        torch_curve, keras_curve = np.array(curves["torch"][key]), np.array(curves["keras"][key])
+        assert np.all(np.abs(torch_curve - keras_curve) <= 0.15 * keras_curve), (key, torch_curve, keras_curve)
+        assert torch_curve[-1] < 0.5 * torch_curve[0] and keras_curve[-1] < 0.5 * keras_curve[0]  # both learn

@@ -1,0 +1,102 @@
+"""The ONNX model: graph, metadata, IR version, and the checks made on export."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import onnx
+from onnx import helper
+
+from cnnspec import __version__
+from cnnspec.errors import CnnspecError
+from cnnspec.shapes import infer_shapes
+from cnnspec.spec import ModelSpec
+from cnnspec.weights import Weights, check_weights
+
+from .graph import BUILDERS, FLOAT, Graph
+
+# 13: Softmax over one axis (channels); below, it flattens. 25: the newest ONNX Runtime 1.31 runs
+# (onnx 1.23 can write up to 28, which the runtime then refuses).
+MIN_OPSET, DEFAULT_OPSET, MAX_OPSET = 13, 17, 25
+LAYOUTS = ("nhwc", "nchw")
+LOGIT_OPS = ("Softmax", "Sigmoid")  # Keras's loss reads the input of either as logits
+
+
+def _dims(shape: tuple[int, ...]) -> list[Any]:
+    """An NHWC-style spec shape as the NCHW dims the graph holds, batch dynamic."""
+    return ["batch", shape[2], shape[0], shape[1]] if len(shape) == 3 else ["batch", *shape]
+
+
+def check_opset(opset: int) -> None:
+    newest = min(MAX_OPSET, onnx.defs.onnx_opset_version())
+    if not MIN_OPSET <= opset <= newest:
+        raise CnnspecError(f"opset {opset} is not supported: choose {MIN_OPSET}..{newest} (default {DEFAULT_OPSET})")
+
+
+def to_onnx(
+    spec: ModelSpec,
+    weights: Weights,
+    opset: int = DEFAULT_OPSET,
+    layout: str = "nhwc",
+    all_layer_outputs: bool = False,
+    class_names: list[str] | None = None,
+) -> onnx.ModelProto:
+    """The spec with ``weights`` as an ONNX model: input "input", output "output" (and "logits").
+
+    ``layout`` is the input's: "nhwc" (the spec's channels-last, default) or "nchw".
+    ``all_layer_outputs`` also exposes every layer's output (NCHW), for parity checks.
+    """
+    check_opset(opset)
+    if layout not in LAYOUTS:
+        raise CnnspecError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    graph = Graph(opset, check_weights(spec, weights))
+    height, width, channels = spec.input_shape
+    if layout == "nhwc":
+        input_info = helper.make_tensor_value_info("input", FLOAT, ["batch", height, width, channels])
+        x = graph.node("Transpose", ["input"], "input/nchw", perm=[0, 3, 1, 2])
+    else:
+        input_info = helper.make_tensor_value_info("input", FLOAT, ["batch", channels, height, width])
+        x = "input"
+    report = infer_shapes(spec)
+    for layer, info in zip(spec.layers, report.layers):
+        x = BUILDERS[layer.type](graph, layer, x, info.input_shape)
+    last = graph.nodes[-1]
+    classes = report.output_shape[0]
+    outputs = [helper.make_tensor_value_info(graph.node("Identity", [x], "output"), FLOAT, ["batch", classes])]
+    if last.op_type in LOGIT_OPS:
+        logits = graph.node("Identity", [last.input[0]], "logits")
+        outputs.append(helper.make_tensor_value_info(logits, FLOAT, ["batch", classes]))
+    if all_layer_outputs:
+        outputs += [helper.make_tensor_value_info(layer.name, FLOAT, _dims(info.output_shape))
+                    for layer, info in zip(spec.layers, report.layers)]  # fmt: skip
+    body = helper.make_graph(graph.nodes, spec.name, [input_info], outputs, graph.initializers)
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(body, opset_imports=opsets, producer_name="cnnspec", producer_version=__version__)
+    # make_model stamps the newest IR version, which runtimes lag behind: use the oldest that has this opset
+    model.ir_version = helper.find_min_ir_version_for(opsets)
+    model.doc_string = f"{spec.name}: exported by cnnspec {__version__} from a spec of {len(spec.layers)} layers"
+    metadata = {
+        "cnnspec_version": __version__,
+        "spec_name": spec.name,
+        "spec": json.dumps(spec.to_dict()),
+        "input_layout": layout,
+        "num_classes": str(classes),
+    }
+    if class_names:
+        metadata["class_names"] = json.dumps(list(class_names))
+    helper.set_model_props(model, metadata)
+    return model
+
+
+def check_model(model: onnx.ModelProto, spec: ModelSpec) -> None:
+    """onnx.checker (full check) and ONNX shape inference against the shape checker, layer by layer."""
+    onnx.checker.check_model(model, full_check=True)
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    shapes = {vi.name: [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.type.tensor_type.shape.dim]
+              for vi in [*inferred.graph.value_info, *inferred.graph.output]}  # fmt: skip
+    for info in infer_shapes(spec).layers:
+        expected = _dims(info.output_shape)
+        got = shapes.get(info.name)
+        if got is not None and got[1:] != expected[1:]:
+            raise CnnspecError(f"ONNX shape inference gives {got[1:]} for layer '{info.name}', the spec {expected[1:]}")

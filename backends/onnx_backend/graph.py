@@ -1,0 +1,172 @@
+"""spec + canonical weights -> ONNX graph, built directly with ``onnx.helper``.
+
+No torch.onnx, no tf2onnx: one builder per layer type in ``BUILDERS``, each
+appending a few nodes, so export takes milliseconds. Tensors are NCHW inside;
+padding comes from ``cnnspec.shapes`` as explicit ``pads`` [top, left, bottom,
+right]. Every layer's output tensor is named after the layer, so the graph
+reads like the spec in Netron and the parity tool can fetch any of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from cnnspec.shapes import spatial_windows
+from cnnspec.weights import Weights
+
+SELU_ALPHA, SELU_GAMMA = 1.6732632423543772, 1.0507009873554805
+LEAKY_RELU_SLOPE = 0.2  # Keras's default
+
+
+@dataclass
+class Graph:
+    """Nodes and initializers under construction; ``opset`` decides which ops exist."""
+
+    opset: int
+    weights: Weights
+    nodes: list = field(default_factory=list)
+    initializers: list = field(default_factory=list)
+
+    def node(self, op: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    def constant(self, name: str, value: np.ndarray) -> str:
+        self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+        return name
+
+
+# -- activations ---------------------------------------------------------------------------
+def _gelu(g: Graph, x: str, out: str) -> str:
+    if g.opset >= 20:
+        return g.node("Gelu", [x], out)  # exact (erf) form by default
+    half, root2 = g.constant(f"{out}/half", np.float32(0.5)), g.constant(f"{out}/sqrt2", np.float32(math.sqrt(2.0)))
+    one = g.constant(f"{out}/one", np.float32(1.0))
+    erf = g.node("Erf", [g.node("Div", [x, root2], f"{out}/scaled")], f"{out}/erf")
+    return g.node("Mul", [g.node("Mul", [x, half], f"{out}/half_x"), g.node("Add", [erf, one], f"{out}/one_plus")], out)
+
+
+ACTIVATIONS: dict[str, Callable[[Graph, str, str], str]] = {
+    "linear": lambda g, x, out: g.node("Identity", [x], out),
+    "relu": lambda g, x, out: g.node("Relu", [x], out),
+    "elu": lambda g, x, out: g.node("Elu", [x], out, alpha=1.0),
+    "selu": lambda g, x, out: g.node("Selu", [x], out, alpha=SELU_ALPHA, gamma=SELU_GAMMA),
+    "sigmoid": lambda g, x, out: g.node("Sigmoid", [x], out),
+    "tanh": lambda g, x, out: g.node("Tanh", [x], out),
+    "softmax": lambda g, x, out: g.node("Softmax", [x], out, axis=1),  # channels: NCHW axis 1 (opset >= 13)
+    "softplus": lambda g, x, out: g.node("Softplus", [x], out),
+    "swish": lambda g, x, out: g.node("Mul", [x, g.node("Sigmoid", [x], f"{out}/sigmoid")], out),
+    "gelu": _gelu,
+    "leaky_relu": lambda g, x, out: g.node("LeakyRelu", [x], out, alpha=LEAKY_RELU_SLOPE),
+}
+
+
+def _activate(g: Graph, x: str, activation: str, name: str) -> str:
+    return ACTIVATIONS[activation](g, x, name)
+
+
+# -- layers ----------------------------------------------------------------------------------
+def _window_attrs(layer: Any, shape: tuple, kernel: tuple) -> dict[str, Any]:
+    rows, cols = spatial_windows(layer, shape)
+    return {
+        "kernel_shape": list(kernel),
+        "strides": list(layer.strides),
+        "pads": [rows.pad_before, cols.pad_before, rows.pad_after, cols.pad_after],
+    }
+
+
+def _conv(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+    kernel = g.weights[f"{layer.name}/kernel"].transpose(3, 2, 0, 1)  # Keras (kh, kw, in, out) -> (out, in, kh, kw)
+    inputs = [x, g.constant(f"{layer.name}/kernel", kernel)]
+    if layer.use_bias:
+        inputs.append(g.constant(f"{layer.name}/bias", g.weights[f"{layer.name}/bias"]))
+    attrs = _window_attrs(layer, shape, layer.kernel_size)
+    conv_out = layer.name if layer.activation == "linear" else f"{layer.name}/conv"
+    y = g.node("Conv", inputs, conv_out, dilations=list(layer.dilation_rate), **attrs)
+    return y if layer.activation == "linear" else _activate(g, y, layer.activation, layer.name)
+
+
+def _max_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+    # ONNX MaxPool's padding never wins a window, as in Keras
+    return g.node("MaxPool", [x], layer.name, **_window_attrs(layer, shape, layer.pool_size))
+
+
+def _min_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+    negated = g.node("Neg", [x], f"{layer.name}/neg")
+    pooled = g.node("MaxPool", [negated], f"{layer.name}/max", **_window_attrs(layer, shape, layer.pool_size))
+    return g.node("Neg", [pooled], layer.name)
+
+
+def _avg_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+    attrs = _window_attrs(layer, shape, layer.pool_size)
+    return g.node("AveragePool", [x], layer.name, count_include_pad=0, **attrs)  # real cells only
+
+
+def _sum_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+    # zero padding counted in the mean, times the window area = the sum of real cells
+    attrs = _window_attrs(layer, shape, layer.pool_size)
+    mean = g.node("AveragePool", [x], f"{layer.name}/mean", count_include_pad=1, **attrs)
+    area = g.constant(f"{layer.name}/area", np.float32(layer.pool_size[0] * layer.pool_size[1]))
+    return g.node("Mul", [mean, area], layer.name)
+
+
+def _global(op: str) -> Callable[[Graph, Any, str, tuple], str]:
+    def build(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+        return g.node("Flatten", [g.node(op, [x], f"{layer.name}/pool")], layer.name, axis=1)
+
+    return build
+
+
+def _batch_norm(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+    channels = shape[-1]
+    w = g.weights
+    scale = w[f"{layer.name}/gamma"] if layer.scale else np.ones(channels, np.float32)
+    bias = w[f"{layer.name}/beta"] if layer.center else np.zeros(channels, np.float32)
+    inputs = [
+        x,
+        g.constant(f"{layer.name}/gamma", scale),
+        g.constant(f"{layer.name}/beta", bias),
+        g.constant(f"{layer.name}/moving_mean", w[f"{layer.name}/moving_mean"]),
+        g.constant(f"{layer.name}/moving_variance", w[f"{layer.name}/moving_variance"]),
+    ]
+    # ONNX's default epsilon is 1e-5, Keras's 1e-3: always carry the spec's
+    return g.node("BatchNormalization", inputs, layer.name, epsilon=layer.epsilon)
+
+
+def _flatten(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+    if len(shape) == 3:  # NCHW -> NHWC first: Keras flattens in (H, W, C) order
+        x = g.node("Transpose", [x], f"{layer.name}/nhwc", perm=[0, 2, 3, 1])
+    return g.node("Flatten", [x], layer.name, axis=1)
+
+
+def _dense(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+    inputs = [x, g.constant(f"{layer.name}/kernel", g.weights[f"{layer.name}/kernel"].T)]  # (out, in), transB=1
+    if layer.use_bias:
+        inputs.append(g.constant(f"{layer.name}/bias", g.weights[f"{layer.name}/bias"]))
+    gemm_out = layer.name if layer.activation == "linear" else f"{layer.name}/gemm"
+    y = g.node("Gemm", inputs, gemm_out, transB=1)
+    return y if layer.activation == "linear" else _activate(g, y, layer.activation, layer.name)
+
+
+Builder = Callable[[Graph, Any, str, tuple], str]
+BUILDERS: dict[str, Builder] = {
+    "conv2d": _conv,
+    "max_pool2d": _max_pool,
+    "avg_pool2d": _avg_pool,
+    "min_pool2d": _min_pool,
+    "sum_pool2d": _sum_pool,
+    "global_avg_pool2d": _global("GlobalAveragePool"),
+    "global_max_pool2d": _global("GlobalMaxPool"),
+    "batch_norm": _batch_norm,
+    "dropout": lambda g, layer, x, shape: g.node("Identity", [x], layer.name),  # inference: identity
+    "flatten": _flatten,
+    "dense": _dense,
+    "activation": lambda g, layer, x, shape: _activate(g, x, layer.activation, layer.name),
+}
+
+FLOAT = TensorProto.FLOAT

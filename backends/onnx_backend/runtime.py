@@ -1,0 +1,176 @@
+"""ONNX Runtime sessions: provider choice, a predictor, and evaluation on a data source."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from cnnspec.errors import CnnspecError, ModelFileError
+from cnnspec.load import load_spec
+from cnnspec.spec import ModelSpec
+
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+KERAS_EPSILON = 1e-7
+
+
+def _quiet_options(threads: int | None = None) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only
+    if threads:
+        options.intra_op_num_threads = threads
+    return options
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_works() -> bool:
+    """Whether the CUDA provider really loads here (onnxruntime-gpu lists it even without CUDA).
+
+    Probed once with a one-node model and ONNX Runtime's logger silenced, so a
+    machine without CUDA sees no loud failure message.
+    """
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return False
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    ort.set_default_logger_severity(4)
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)  # the CUDA loader writes to stderr itself, past the logger
+            session = ort.InferenceSession(model.SerializeToString(), _quiet_options(),
+                                           providers=["CUDAExecutionProvider", "CPUExecutionProvider"])  # fmt: skip
+        return "CUDAExecutionProvider" in session.get_providers()
+    except Exception:  # noqa: BLE001 - any failure means "not usable here"
+        return False
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        ort.set_default_logger_severity(2)
+
+
+def choose_providers(requested: str | None = None) -> list[str]:
+    """``None``: CUDA when it really loads, else CPU. Or force "cpu", "cuda", "tensorrt"."""
+    if requested is None:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda_works() else ["CPUExecutionProvider"]
+    name = PROVIDERS.get(requested.lower(), requested)
+    if name not in ort.get_available_providers():
+        raise CnnspecError(f"provider {requested!r} is not available; available: {', '.join(ort.get_available_providers())}")
+    if name == "CUDAExecutionProvider" and not cuda_works():
+        raise CnnspecError("the CUDA provider cannot load here (no usable CUDA/cuDNN); use --provider cpu")
+    return [name] if name == "CPUExecutionProvider" else [name, "CPUExecutionProvider"]
+
+
+def read_model(path: str | Path) -> onnx.ModelProto:
+    path = Path(path)
+    try:
+        return onnx.load(str(path))
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except Exception as err:  # noqa: BLE001 - protobuf raises several kinds for bad bytes
+        raise ModelFileError(f"{path}: not a readable ONNX model (corrupt or truncated?): {type(err).__name__}") from None
+
+
+class Predictor:
+    """An ONNX Runtime session for an exported spec.
+
+    >>> predictor = Predictor("model.onnx")           # doctest: +SKIP
+    >>> predictor.predict(images_nhwc).shape          # doctest: +SKIP
+    (n, 10)
+    """
+
+    def __init__(self, model: str | Path | onnx.ModelProto, provider: str | None = None, threads: int | None = None):
+        proto = model if isinstance(model, onnx.ModelProto) else read_model(model)
+        self.origin = "model" if isinstance(model, onnx.ModelProto) else str(model)
+        props = {p.key: p.value for p in proto.metadata_props}
+        if "spec" not in props:
+            raise ModelFileError(f"{self.origin}: not exported by cnnspec (no spec in its metadata)")
+        self.spec: ModelSpec = load_spec(json.loads(props["spec"]))
+        self.layout = props.get("input_layout", "nhwc")
+        self.class_names: list[str] | None = json.loads(props["class_names"]) if "class_names" in props else None
+        try:
+            self.session = ort.InferenceSession(proto.SerializeToString(), _quiet_options(threads),
+                                                providers=choose_providers(provider))  # fmt: skip
+        except CnnspecError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise ModelFileError(f"{self.origin}: ONNX Runtime cannot load it: {str(err)[:300]}") from None
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    def _input(self, x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        expected = tuple(self.spec.input_shape)
+        if self.layout == "nchw":
+            expected = (expected[2], expected[0], expected[1])
+        if x.shape == expected:
+            x = x[None]
+        if x.shape[1:] != expected:
+            raise CnnspecError(f"input has shape {x.shape[1:]} per image, the model takes {expected} ({self.layout})")
+        return np.ascontiguousarray(x)
+
+    def run(self, x: Any, outputs: list[str] | None = None) -> list[np.ndarray]:
+        return self.session.run(outputs or ["output"], {"input": self._input(x)})
+
+    def predict(self, x: Any, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities (the spec's output) for a batch or a single image."""
+        x = self._input(x)
+        return np.concatenate([self.run(x[i : i + batch_size])[0] for i in range(0, len(x), batch_size)])
+
+    def top_k(self, x: Any, k: int = 3) -> list[list[tuple[int, str, float]]]:
+        """Per image: the k best (class index, class name, probability)."""
+        probs = self.predict(x)
+        names = self.class_names or [str(i) for i in range(probs.shape[1])]
+        best = np.argsort(-probs, axis=1)[:, :k]
+        return [[(int(c), names[c], float(p[c])) for c in row] for row, p in zip(best, probs)]
+
+    def loss_and_accuracy(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> dict[str, float]:
+        """Keras's loss: from the "logits" output when the model has one, else from clipped probabilities."""
+        has_logits = "logits" in self.outputs
+        total, correct = 0.0, 0
+        x = self._input(x)
+        for i in range(0, len(x), batch_size):
+            probs, *rest = self.run(x[i : i + batch_size], ["output", "logits"] if has_logits else ["output"])
+            labels = y[i : i + batch_size]
+            if has_logits:
+                z = rest[0].astype(np.float64)
+                z -= z.max(axis=1, keepdims=True)
+                log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+            else:
+                p = probs.astype(np.float64)
+                log_p = np.log(np.clip(p / p.sum(axis=1, keepdims=True), KERAS_EPSILON, 1 - KERAS_EPSILON))
+            total += float(-log_p[np.arange(len(labels)), labels].sum())
+            correct += int((probs.argmax(axis=1) == labels).sum())
+        return {"loss": total / len(x), "accuracy": correct / len(x)}
+
+
+def evaluate_file(path: str | Path, data: str = "digits", resize: bool = False, provider: str | None = None):
+    from cnnspec.data import fit_to_spec, load_data
+
+    predictor = Predictor(path, provider)
+    spec = predictor.spec
+    dataset = fit_to_spec(load_data(data), spec.input_shape, spec.num_classes, resize)
+    x = dataset.x_test if predictor.layout == "nhwc" else dataset.x_test.transpose(0, 3, 1, 2)
+    metrics = predictor.loss_and_accuracy(x, dataset.y_test)
+    return {"accuracy": metrics["accuracy"], "loss": metrics["loss"], "n": int(len(dataset.x_test))}

@@ -1,0 +1,160 @@
+"""The ONNX backend: export checks, opsets and layouts, ONNX Runtime inference, and the CLI around it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import cnnspec
+from cnnspec.spec import LAYER_CLASSES
+from cnnspec.weights import random_weights
+from tests.backends.test_torch_training import TINY
+from tests.cli.helpers import assert_clean_failure, cnnspec as run_cli
+
+ob = pytest.importorskip("cnnspec.backends.onnx_backend")
+pytest.importorskip("cnnspec.backends.torch_backend")
+
+
+def test_builder_table_covers_every_layer_type():
+    assert set(ob.BUILDERS) == set(LAYER_CLASSES)
+
+
+@pytest.mark.parametrize("opset", [13, 17, 20, ob.MAX_OPSET])
+def test_every_layer_at_every_supported_opset_loads_and_matches_torch(opset):
+    from cnnspec.backends import torch_backend as tb
+
+    spec = cnnspec.load_spec("specs/every_layer.yaml")
+    spec = spec.model_copy(update={"layers": [*spec.layers[:-2], cnnspec.Dense(name="gelu", units=16, activation="gelu"),
+                                              spec.layers[-1]]})  # fmt: skip
+    weights = random_weights(spec, 4)
+    model = ob.to_onnx(spec, weights, opset=opset)
+    ob.check_model(model, spec)
+    x = np.random.default_rng(0).normal(size=(3, *spec.input_shape)).astype(np.float32)
+    got = ob.Predictor(model).predict(x)
+    np.testing.assert_allclose(got, tb.predict(tb.build(spec, weights), x), atol=1e-5)
+
+
+def test_opset_out_of_range_is_refused():
+    spec = cnnspec.load_spec("specs/mnist_mlp.yaml")
+    for opset in (12, ob.MAX_OPSET + 1):
+        with pytest.raises(cnnspec.CnnspecError, match=f"opset {opset} is not supported"):
+            ob.to_onnx(spec, random_weights(spec), opset=opset)
+
+
+def test_graph_is_readable_and_carries_metadata():
+    spec = cnnspec.load_spec("specs/digits_cnn.yaml")
+    model = ob.to_onnx(spec, random_weights(spec), class_names=list("0123456789"))
+    node_names = {node.name for node in model.graph.node}
+    assert {layer.name for layer in spec.layers} <= node_names  # every layer is a named node
+    assert [i.name for i in model.graph.input] == ["input"]
+    assert [o.name for o in model.graph.output] == ["output", "logits"]
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [8, 8, 1]
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["spec_name"] == "digits_cnn" and props["num_classes"] == "10"
+    assert cnnspec.load_spec(json.loads(props["spec"])) == spec
+    assert json.loads(props["class_names"]) == list("0123456789")
+    assert model.ir_version <= 13  # what ONNX Runtime 1.31 accepts
+    ops = {node.op_type for node in model.graph.node}
+    assert "Dropout" not in ops  # dropped at inference
+
+
+def test_batch_norm_carries_the_spec_epsilon():
+    spec = cnnspec.load_spec("specs/every_layer.yaml")
+    model = ob.to_onnx(spec, random_weights(spec))
+    bn = [n for n in model.graph.node if n.op_type == "BatchNormalization"]
+    assert bn and all(abs(a.f - 1e-3) < 1e-9 for n in bn for a in n.attribute if a.name == "epsilon")
+
+
+def test_nchw_layout_takes_channels_first():
+    spec = cnnspec.load_spec("specs/every_layer.yaml")
+    weights = random_weights(spec)
+    x = np.random.default_rng(0).normal(size=(2, *spec.input_shape)).astype(np.float32)
+    nhwc = ob.Predictor(ob.to_onnx(spec, weights)).predict(x)
+    nchw = ob.Predictor(ob.to_onnx(spec, weights, layout="nchw")).predict(x.transpose(0, 3, 1, 2))
+    np.testing.assert_allclose(nhwc, nchw, atol=1e-6)
+
+
+def test_provider_choice_is_quiet_without_cuda(capfd):
+    providers = ob.choose_providers()
+    assert providers[-1] == "CPUExecutionProvider"
+    assert ("CUDAExecutionProvider" in providers) == ob.cuda_works()
+    captured = capfd.readouterr()
+    assert "CUDA" not in captured.err and "error" not in captured.err.lower()
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("onnx") / "run"
+    cnnspec.train(TINY, "torch", out=root, epochs=2, verbose=False)
+    return root
+
+
+def test_export_cli_verifies_and_evaluates_the_same(trained_run, tmp_path):
+    out = tmp_path / "m.onnx"
+    result = run_cli("export", "onnx", trained_run, "--output", out)
+    assert result.returncode == 0, result.stderr
+    assert "Verified: ONNX Runtime vs torch, max abs difference" in result.stdout
+    onnx_metrics = json.loads(run_cli("evaluate", out, "--json").stdout)
+    run_metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert onnx_metrics["accuracy"] == pytest.approx(run_metrics["accuracy"], abs=1e-9)
+    assert onnx_metrics["loss"] == pytest.approx(run_metrics["loss"], abs=1e-5)
+
+
+def test_export_refuses_beyond_tolerance_and_writes_nothing(trained_run, tmp_path):
+    out = tmp_path / "m.onnx"
+    result = run_cli("export", "onnx", trained_run, "--output", out, "--tolerance", "0")
+    assert_clean_failure(result)
+    assert "nothing written" in result.stderr and not out.exists()
+    assert run_cli("export", "onnx", trained_run, "--output", out, "--tolerance", "0", "--no-verify").returncode == 0
+    assert out.exists()
+
+
+def test_python_api_export_and_predictor(trained_run, tmp_path):
+    report = cnnspec.export_onnx(trained_run, tmp_path / "api.onnx")
+    assert report.max_abs_diff <= 1e-5 and report.export_seconds < 5
+    predictor = cnnspec.Predictor(tmp_path / "api.onnx")
+    assert predictor.class_names == [str(i) for i in range(10)]
+    probs = predictor.predict(np.zeros((8, 8, 1), np.float32))  # a single image works too
+    assert probs.shape == (1, 10)
+    assert predictor.top_k(np.zeros((2, 8, 8, 1), np.float32), k=2)[0][0][0] == int(probs.argmax())
+
+
+def test_predict_cli_on_images_and_arrays(trained_run, tmp_path):
+    from PIL import Image
+
+    model = tmp_path / "m.onnx"
+    cnnspec.export_onnx(trained_run, model)
+    data = cnnspec.load_data("digits")
+    np.save(tmp_path / "three.npy", data.x_test[:3])
+    Image.fromarray((data.x_test[0, :, :, 0] * 255).astype(np.uint8)).resize((24, 24)).save(tmp_path / "d.png")
+    result = run_cli("predict", model, tmp_path / "three.npy", tmp_path / "d.png", "--json", "--top", "2")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["input"].rsplit("/", 1)[-1] for r in rows] == ["three.npy[0]", "three.npy[1]", "three.npy[2]", "d.png"]
+    assert all(len(r["top"]) == 2 and 0 <= r["top"][0]["probability"] <= 1 for r in rows)
+    expected = ob.Predictor(str(model)).predict(data.x_test[:3]).argmax(1)
+    assert [r["top"][0]["class"] for r in rows[:3]] == expected.tolist()
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage bytes", b"\x08\x07" * 50])
+def test_corrupt_onnx_file_is_a_clear_error(tmp_path, content):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(content)
+    for args in (["evaluate", bad], ["predict", bad, "specs/mnist_cnn.yaml"]):
+        result = run_cli(*args)
+        assert_clean_failure(result)
+        assert "bad.onnx" in result.stderr
+
+
+def test_parity_cli_reports_every_layer():
+    result = run_cli("parity", "specs/every_layer.yaml", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["reference"] == "keras" and report["compared"] == ["torch", "onnx"]
+    assert [row["name"] for row in report["layers"]][:2] == ["stem", "stem_bn"]
+    assert report["max_abs_diff"] <= 1e-5
+    strict = run_cli("parity", "specs/every_layer.yaml", "--tolerance", "0")
+    assert strict.returncode == 1 and "MISMATCH: first diverging layer" in strict.stdout
