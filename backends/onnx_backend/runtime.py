@@ -105,6 +105,8 @@ class Predictor:
             raise ModelFileError(f"{self.origin}: not exported by cnnspec (no spec in its metadata)")
         self.spec: ModelSpec = load_spec(json.loads(props["spec"]))
         self.layout = props.get("input_layout", "nhwc")
+        height, width, channels = self.spec.input_shape
+        self.image_shape = (height, width, channels) if self.layout == "nhwc" else (channels, height, width)
         self.class_names: list[str] | None = json.loads(props["class_names"]) if "class_names" in props else None
         try:
             self.session = ort.InferenceSession(proto.SerializeToString(), _quiet_options(threads),
@@ -114,6 +116,7 @@ class Predictor:
         except Exception as err:  # noqa: BLE001
             raise ModelFileError(f"{self.origin}: ONNX Runtime cannot load it: {str(err)[:300]}") from None
         self.outputs = [o.name for o in self.session.get_outputs()]
+        self._output = ["output"]
 
     @property
     def providers(self) -> list[str]:
@@ -121,14 +124,13 @@ class Predictor:
 
     def _input(self, x: Any) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
-        expected = tuple(self.spec.input_shape)
-        if self.layout == "nchw":
-            expected = (expected[2], expected[0], expected[1])
-        if x.shape == expected:
+        if x.shape[1:] != self.image_shape:
+            if x.shape != self.image_shape:
+                raise CnnspecError(
+                    f"input has shape {x.shape[1:]} per image, the model takes {self.image_shape} ({self.layout})"
+                )
             x = x[None]
-        if x.shape[1:] != expected:
-            raise CnnspecError(f"input has shape {x.shape[1:]} per image, the model takes {expected} ({self.layout})")
-        return np.ascontiguousarray(x)
+        return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
     def run(self, x: Any, outputs: list[str] | None = None) -> list[np.ndarray]:
         return self.session.run(outputs or ["output"], {"input": self._input(x)})
@@ -136,7 +138,10 @@ class Predictor:
     def predict(self, x: Any, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (the spec's output) for a batch or a single image."""
         x = self._input(x)
-        return np.concatenate([self.run(x[i : i + batch_size])[0] for i in range(0, len(x), batch_size)])
+        if len(x) <= batch_size:  # the common case: one call, nothing to stitch
+            return self.session.run(self._output, {"input": x})[0]
+        return np.concatenate([self.session.run(self._output, {"input": x[i : i + batch_size]})[0]
+                               for i in range(0, len(x), batch_size)])  # fmt: skip
 
     def top_k(self, x: Any, k: int = 3) -> list[list[tuple[int, str, float]]]:
         """Per image: the k best (class index, class name, probability)."""

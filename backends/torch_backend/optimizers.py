@@ -9,6 +9,7 @@ weights in both frameworks.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import torch
@@ -16,8 +17,24 @@ import torch
 from cnnspec.spec import SGD, Adam, RMSprop
 
 
+def _with_grads(group: dict) -> list[torch.Tensor]:
+    return [p for p in group["params"] if p.grad is not None]
+
+
+def _slots(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], *names: str) -> list[list[torch.Tensor]]:
+    """Per-parameter state tensors (zeros at first use), one list per slot name."""
+    for p in params:
+        state = optimizer.state[p]
+        for name in names:
+            if name not in state:
+                state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return [[optimizer.state[p][name] for p in params] for name in names]
+
+
+# The updates use torch._foreach_* (one kernel launch per op for all parameters,
+# as torch's own optimizers do) in the exact order of Keras's arithmetic.
 class KerasAdam(torch.optim.Optimizer):
-    """m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); w -= lr_t * m / (sqrt(v) + eps),
+    """m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); w -= m * lr_t / (sqrt(v) + eps),
     lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)."""
 
     def __init__(self, params, lr=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
@@ -26,22 +43,28 @@ class KerasAdam(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable | None = None) -> None:
         for group in self.param_groups:
+            params = _with_grads(group)
+            if not params:
+                continue
             b1, b2, eps = group["beta_1"], group["beta_2"], group["epsilon"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = torch.zeros((), dtype=torch.float32)
-                    state["m"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["v"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                t = state["step"]
-                alpha = group["lr"] * torch.sqrt(1 - b2**t) / (1 - b1**t)
-                g, m, v = p.grad, state["m"], state["v"]
-                m.add_((g - m) * (1 - b1))
-                v.add_((g * g - v) * (1 - b2))
-                p.sub_(m * alpha / (v.sqrt() + eps))
+            first = self.state[params[0]]
+            first["step"] = first.get("step", torch.zeros((), dtype=torch.float32)) + 1  # Keras's `iterations`
+            t = float(first["step"])
+            alpha = group["lr"] * math.sqrt(1 - b2**t) / (1 - b1**t)
+            grads = [p.grad for p in params]
+            m, v = _slots(self, params, "m", "v")
+            delta = torch._foreach_sub(grads, m)
+            torch._foreach_mul_(delta, 1 - b1)
+            torch._foreach_add_(m, delta)
+            delta = torch._foreach_mul(grads, grads)
+            torch._foreach_sub_(delta, v)
+            torch._foreach_mul_(delta, 1 - b2)
+            torch._foreach_add_(v, delta)
+            denominator = torch._foreach_sqrt(v)
+            torch._foreach_add_(denominator, eps)
+            update = torch._foreach_mul(m, alpha)
+            torch._foreach_div_(update, denominator)
+            torch._foreach_sub_(params, update)
 
 
 class KerasSGD(torch.optim.Optimizer):
@@ -53,20 +76,23 @@ class KerasSGD(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable | None = None) -> None:
         for group in self.param_groups:
+            params = _with_grads(group)
+            if not params:
+                continue
             lr, mu = group["lr"], group["momentum"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if mu == 0:
-                    p.sub_(g * lr)
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["m"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                m = state["m"]
-                m.copy_(m * mu - g * lr)
-                p.add_(m * mu - g * lr if group["nesterov"] else m)
+            scaled_grads = torch._foreach_mul([p.grad for p in params], lr)
+            if mu == 0:
+                torch._foreach_sub_(params, scaled_grads)
+                continue
+            (m,) = _slots(self, params, "m")
+            torch._foreach_mul_(m, mu)
+            torch._foreach_sub_(m, scaled_grads)
+            if group["nesterov"]:
+                step = torch._foreach_mul(m, mu)
+                torch._foreach_sub_(step, scaled_grads)
+                torch._foreach_add_(params, step)
+            else:
+                torch._foreach_add_(params, m)
 
 
 class KerasRMSprop(torch.optim.Optimizer):
@@ -79,31 +105,31 @@ class KerasRMSprop(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable | None = None) -> None:
         for group in self.param_groups:
+            params = _with_grads(group)
+            if not params:
+                continue
             lr, rho, mu, eps = group["lr"], group["rho"], group["momentum"], group["epsilon"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g, state = p.grad, self.state[p]
-                if not state:
-                    state["velocity"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    if group["centered"]:
-                        state["average_grad"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    if mu > 0:
-                        state["momentum"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                velocity = state["velocity"]
-                velocity.copy_(rho * velocity + (1 - rho) * (g * g))
-                if group["centered"]:
-                    average = state["average_grad"]
-                    average.copy_(rho * average + (1 - rho) * g)
-                    denominator = velocity - average * average + eps
-                else:
-                    denominator = velocity + eps
-                increment = lr * g / denominator.sqrt()
-                if mu > 0:
-                    state["momentum"].copy_(mu * state["momentum"] + increment)
-                    p.sub_(state["momentum"])
-                else:
-                    p.sub_(increment)
+            grads = [p.grad for p in params]
+            (velocity,) = _slots(self, params, "velocity")
+            torch._foreach_mul_(velocity, rho)
+            torch._foreach_add_(velocity, torch._foreach_mul(torch._foreach_mul(grads, grads), 1 - rho))
+            if group["centered"]:
+                (average,) = _slots(self, params, "average_grad")
+                torch._foreach_mul_(average, rho)
+                torch._foreach_add_(average, torch._foreach_mul(grads, 1 - rho))
+                denominator = torch._foreach_sub(velocity, torch._foreach_mul(average, average))
+                torch._foreach_add_(denominator, eps)
+            else:
+                denominator = torch._foreach_add(velocity, eps)
+            increment = torch._foreach_mul(grads, lr)
+            torch._foreach_div_(increment, torch._foreach_sqrt(denominator))
+            if mu > 0:
+                (momentum,) = _slots(self, params, "momentum")
+                torch._foreach_mul_(momentum, mu)
+                torch._foreach_add_(momentum, increment)
+                torch._foreach_sub_(params, momentum)
+            else:
+                torch._foreach_sub_(params, increment)
 
 
 OPTIMIZERS: dict[str, Callable[[Any, Any], torch.optim.Optimizer]] = {

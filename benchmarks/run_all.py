@@ -1,0 +1,40 @@
+"""`make bench`: every benchmark, each in its own process, one results.md.
+
+Each script prints a markdown fragment; this collects them with the machine line
+so the README can quote one consistent run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, machine  # noqa: E402
+
+SCRIPTS = [
+    ("`cnnspec validate` start-up", "bench_validate.py"),
+    ("Training throughput, PyTorch", "bench_train_torch.py"),
+    ("Training throughput, Keras", "bench_train_keras.py"),
+    ("Inference and export", "bench_inference.py"),
+]
+
+
+def main() -> None:
+    sections = [f"# Benchmark results\n\nMachine: {machine()}. Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n"
+                "Every ratio is measured against its baseline in the same run.\n"]  # fmt: skip
+    for title, script in SCRIPTS:
+        print(f"== {title} ({script})", flush=True)
+        proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script)], capture_output=True, text=True,
+                              cwd=ROOT, env={"TF_CPP_MIN_LOG_LEVEL": "2", **__import__("os").environ})  # fmt: skip
+        body = proc.stdout.strip() if proc.returncode == 0 else f"FAILED (exit {proc.returncode}):\n```\n{proc.stderr[-2000:]}\n```"
+        print(body, flush=True)
+        sections.append(f"## {title}\n\n{body}\n")
+    (ROOT / "benchmarks" / "results.md").write_text("\n".join(sections))
+    print(f"wrote {ROOT / 'benchmarks' / 'results.md'}")
+
+
+if __name__ == "__main__":
+    main()
