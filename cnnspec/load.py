@@ -32,8 +32,8 @@ def load_spec(source: str | Path | dict[str, Any] | ModelSpec) -> ModelSpec:
     """
     if isinstance(source, ModelSpec):
         return source
-    if isinstance(source, dict):
-        return _validate(source, origin=None)
+    if not isinstance(source, (str, Path)):
+        return _validate(source, origin=None)  # a dict, or something that is not a spec at all
     path = Path(source)
     document = read_document(path)
     if isinstance(document, dict) and "name" not in document:

@@ -378,6 +378,7 @@ class ModelSpec(_SpecModel):
     @model_validator(mode="after")
     def _names_and_shapes(self) -> ModelSpec:
         from .errors import SpecError, SpecIssue
+        from .resources import check_resources
         from .shapes import infer_shapes
 
         named = [
@@ -398,7 +399,8 @@ class ModelSpec(_SpecModel):
         if duplicates:
             raise SpecError(duplicates)
         self.layers = named
-        infer_shapes(self)  # raises SpecError naming the first layer that does not fit
+        report = infer_shapes(self)  # raises SpecError naming the first layer that does not fit
+        check_resources(report, self.training.batch_size)
         return self
 
     def summary(self) -> ShapeReport:
