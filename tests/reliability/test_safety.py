@@ -75,4 +75,4 @@ def test_the_patterns_catch_what_they_should():
     sample = "x = eval(text)\nexec(code)\ncfg = yaml.load(f)\nw = torch.load(p)\nnp.load(p, allow_pickle=True)\n"
     found = {what for pattern, what in FORBIDDEN.items() if re.search(pattern, sample)}
     assert len(found) == 5
-    assert not re.search(FORBIDDEN[r"(?<![.\w])eval\("], "model.eval()\nretrieval(x)")
+    assert not re.search(r"(?<![.\w])eval\(", "model.eval()\nretrieval(x)")
