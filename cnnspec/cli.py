@@ -119,6 +119,7 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/<spec>-<backend>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
     resize: bool = typer.Option(False, "--resize", help="Resize images (and convert channels) to the spec's input_shape."),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Let folder: data follow links out of its root."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Train a spec and write a run directory (weights, history, plots, metrics, checkpoints)."""
@@ -131,7 +132,8 @@ def train(
     with user_errors():
         try:
             train_spec(spec, backend, data, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
-                       precision=precision, out=out, resume=resume, resize=resize, verbose=not quiet)  # fmt: skip
+                       precision=precision, out=out, resume=resume, resize=resize, follow_symlinks=follow_symlinks,
+                       verbose=not quiet)  # fmt: skip
         except TrainingInterrupted as err:
             typer.echo(f"\n{err}", err=True)
             raise typer.Exit(130) from None

@@ -247,15 +247,18 @@ SOURCES: dict[str, Callable[[str], Dataset]] = {
 NEEDS_PATH = {"npz", "idx", "folder"}
 
 
-def load_data(source: str = "digits") -> Dataset:
-    """Read a data source (see module docstring); raises ``DataError`` with a clear message."""
+def load_data(source: str = "digits", follow_symlinks: bool = False) -> Dataset:
+    """Read a data source (see module docstring); raises ``DataError`` with a clear message.
+
+    ``folder:`` sources refuse symlinks that lead outside the folder unless ``follow_symlinks``.
+    """
     kind, _, arg = source.partition(":")
     if kind not in SOURCES:
         raise DataError(f"unknown data source {source!r}; use one of: digits, mnist, fashion_mnist, cifar10, "
                         "npz:PATH, idx:DIR, folder:PATH")  # fmt: skip
     if (kind in NEEDS_PATH) != bool(arg):
         raise DataError(f"data source {kind!r} {'needs a path: ' + kind + ':PATH' if kind in NEEDS_PATH else 'takes no path'}")
-    data = SOURCES[kind](arg)
+    data = _folder(arg, follow_symlinks) if kind == "folder" else SOURCES[kind](arg)
     for split in ("train", "test"):
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
         if len(x) == 0:

@@ -101,6 +101,7 @@ def train(
     out: str | Path | None = None,
     resume: str | Path | None = None,
     resize: bool = False,
+    follow_symlinks: bool = False,
     verbose: bool = True,
 ) -> TrainResult:
     """Train ``spec`` with ``backend`` on ``data`` and write a run directory.
@@ -129,27 +130,39 @@ def train(
     if settings.backend not in TRAINING_BACKENDS:
         raise RunError(f"backend {settings.backend!r} cannot train; use one of: {', '.join(TRAINING_BACKENDS)}")
     framework = load_backend(settings.backend)  # a missing framework fails before anything is written
-    dataset = fit_to_spec(load_data(settings.data), spec.input_shape, spec.num_classes, settings.resize)
-    _check_writable(paths.root)
+    dataset = fit_to_spec(load_data(settings.data, follow_symlinks), spec.input_shape, spec.num_classes, settings.resize)
+    _check_writable(paths.root, spec)
     with RunLock(paths):
         return _Run(spec, settings, paths, framework, dataset, verbose, resuming=resume is not None).go()
 
 
-def _check_writable(root: Path) -> None:
+# weights.safetensors, two epoch files of weights, and two of optimizer state (up to 3 slots each)
+CHECKPOINT_COPIES = 1 + 2 + 2 * 3
+
+
+def _check_writable(root: Path, spec: ModelSpec) -> None:
+    """Fail before training, not after the first epoch: the folder must be writable and have room."""
+    import shutil
+
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()
+        free = shutil.disk_usage(root).free
     except OSError as err:
         raise RunError(f"{root}: cannot write the run directory: {err.strerror or err}") from None
+    need = 4 * spec.summary().total_params * CHECKPOINT_COPIES + (1 << 20)  # + plots and JSON
+    if free < need:
+        raise RunError(f"{root}: only {free / 2**20:.1f} MB free; checkpoints of this spec need about "
+                       f"{need / 2**20:.1f} MB")  # fmt: skip
 
 
 class _Run:
     def __init__(self, spec, settings, paths, framework, dataset: Dataset, verbose: bool, resuming: bool):
         self.spec, self.settings, self.paths, self.framework = spec, settings, paths, framework
         self.dataset, self.verbose = dataset, verbose
-        self.model = framework.build(spec, seed=settings.seed)
+        self.model = framework.build(spec, seed=settings.seed, precision=settings.precision)
         self.trainer = framework.Trainer(self.model, spec.training, settings.learning_rate, settings.precision)
         self.progress = _Progress()
         if resuming and paths.state.exists():

@@ -19,11 +19,11 @@ from .trainer import Trainer
 NAME = "keras"
 
 
-def build(spec: ModelSpec, weights: Weights | None = None, seed: int | None = None) -> keras.Model:
+def build(spec: ModelSpec, weights: Weights | None = None, seed: int | None = None, precision: str = "fp32") -> keras.Model:
     """The Keras model with ``weights`` or the seeded Keras-style initial weights cnnspec uses everywhere."""
     seed = spec.training.seed if seed is None else seed
     keras.utils.set_random_seed(seed)  # dropout seed generators
-    model = compile_model(spec, seed)
+    model = compile_model(spec, seed, precision)
     model._cnnspec_spec = spec
     return set_weights(model, weights if weights is not None else initial_weights(spec, seed))
 

@@ -16,13 +16,26 @@ from cnnspec.weights import Weights, check_weights, expected_weights
 from .layers import BUILDERS
 
 
-def compile_model(spec: ModelSpec, seed: int = 0) -> keras.Model:
-    """The spec as a functional Keras model with the spec's layer names."""
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+
+
+def compile_model(spec: ModelSpec, seed: int = 0, precision: str = "fp32") -> keras.Model:
+    """The spec as a functional Keras model with the spec's layer names.
+
+    bf16: Keras's ``mixed_bfloat16`` policy (float32 variables), except the last
+    layer, which stays float32 so the output and the loss are float32.
+    """
     report = infer_shapes(spec)
-    inputs = keras.Input(shape=tuple(spec.input_shape))
-    x = inputs
-    for index, (layer, info) in enumerate(zip(spec.layers, report.layers)):
-        x = BUILDERS[layer.type](layer, info.input_shape, seed * 1000 + index)(x)
+    previous = keras.config.dtype_policy()
+    try:
+        inputs = keras.Input(shape=tuple(spec.input_shape))
+        x = inputs
+        last = len(spec.layers) - 1
+        for index, (layer, info) in enumerate(zip(spec.layers, report.layers)):
+            keras.config.set_dtype_policy(POLICIES[precision] if index < last else "float32")
+            x = BUILDERS[layer.type](layer, info.input_shape, seed * 1000 + index)(x)
+    finally:
+        keras.config.set_dtype_policy(previous)
     return keras.Model(inputs, x, name=spec.name)
 
 

@@ -21,8 +21,11 @@ from .weights import get_weights, set_weights
 NAME = "torch"
 
 
-def build(spec: ModelSpec, weights: Weights | None = None, seed: int | None = None) -> CompiledModel:
-    """The compiled module in inference mode, with ``weights`` or seeded Keras-style initial weights."""
+def build(spec: ModelSpec, weights: Weights | None = None, seed: int | None = None, precision: str = "fp32") -> CompiledModel:
+    """The compiled module in inference mode, with ``weights`` or seeded Keras-style initial weights.
+
+    Parameters stay float32 whatever ``precision``: bf16 training is autocast in the Trainer.
+    """
     model = CompiledModel(spec)
     set_weights(model, weights if weights is not None else initial_weights(spec, spec.training.seed if seed is None else seed))
     return model.eval()

@@ -142,6 +142,8 @@ class AvgPool2d(SumPool2d):
 class BatchNorm(nn.Module):
     """Keras BatchNormalization over channels (NCHW dim 1, or the features of a flat input).
 
+    Always computed in float32 (as Keras does under mixed precision).
+
     Training normalises with the biased batch variance (as both frameworks do) but,
     unlike ``nn.BatchNorm2d``, also updates the moving variance with the biased one,
     and with Keras's momentum (moving = moving * momentum + batch * (1 - momentum)).
@@ -163,8 +165,8 @@ class BatchNorm(nn.Module):
                 var, mean = torch.var_mean(x.float(), dim=dims, correction=0)
                 self.running_mean.mul_(self.momentum).add_(mean * (1.0 - self.momentum))
                 self.running_var.mul_(self.momentum).add_(var * (1.0 - self.momentum))
-            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+            return F.batch_norm(x.float(), None, None, self.weight, self.bias, True, 0.0, self.eps)
+        return F.batch_norm(x.float(), self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
 
 
 class Flatten(nn.Module):

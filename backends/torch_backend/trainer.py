@@ -48,10 +48,15 @@ class Trainer:
     ):
         self.model, self.training, self.precision = model, training, precision
         self.optimizer = make_optimizer(model.parameters(), training.optimizer, learning_rate)
+        # bf16: mixed precision, float32 master weights, loss and softmax; channels-last feeds oneDNN's fast kernels
+        self.bf16 = precision == "bf16"
+        self.memory_format = torch.channels_last if self.bf16 else torch.contiguous_format
+        if self.bf16:
+            self.model.to(memory_format=torch.channels_last)
 
     def prepare(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Convert a split once (channels-last numpy -> NCHW tensors), not every epoch."""
-        return to_nchw(x), torch.from_numpy(np.asarray(y, dtype=np.int64))
+        return to_nchw(x).contiguous(memory_format=self.memory_format), torch.from_numpy(np.asarray(y, dtype=np.int64))
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return keras_crossentropy(logits, labels, self.model.loss_from_logits, self.training.loss)
@@ -60,8 +65,9 @@ class Trainer:
         """One optimizer step on a batch; returns (batch mean loss, logits), both detached."""
         if not self.model.training:
             self.model.train()
-        logits = self.model.forward_logits(xb)
-        loss = self.loss(logits, yb).mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            logits = self.model.forward_logits(xb)
+        loss = self.loss(logits, yb).mean()  # float32 (keras_crossentropy casts)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

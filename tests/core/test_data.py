@@ -45,6 +45,7 @@ def test_folder_symlink_out_of_root_is_refused(tmp_path):
     (root / "train" / "class_0" / "0.png").symlink_to(outside)
     with pytest.raises(DataError, match="outside"):
         load_data(f"folder:{root}")
+    assert len(load_data(f"folder:{root}", follow_symlinks=True).x_train) == 12  # when asked
 
 
 @pytest.mark.parametrize(

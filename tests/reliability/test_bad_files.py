@@ -143,3 +143,14 @@ def _resume(out):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.Popen([sys.executable, "-m", "cnnspec", "train", "--resume", str(out), "-q"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def test_a_full_disk_is_reported_before_training(tmp_path, monkeypatch):
+    import collections
+    import shutil as shutil_module
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage(10**9, 10**9 - 4096, 4096))
+    with pytest.raises(cnnspec.RunError, match="only 0.0 MB free; checkpoints of this spec need about"):
+        cnnspec.train("specs/mnist_cnn.yaml", "torch", data="digits", out=tmp_path / "run", resize=True, verbose=False)
+    assert not (tmp_path / "run" / "run.json").exists()
