@@ -55,3 +55,17 @@ def machine() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def training_table(framework: str, n: int, batch: int, repeats: int, seconds: dict[str, float]) -> str:
+    """Markdown rows of images/s, each with its ratio to the hand-written fp32 baseline."""
+    baseline = n / seconds["hand-written"]
+    lines = [
+        f"One epoch of {n:,} MNIST-shaped images, mnist_cnn, batch {batch}, Adam; median of {repeats} epochs.\n",
+        "| model | images/s | ratio to hand-written fp32 |",
+        "|---|---|---|",
+    ]
+    for name, s in seconds.items():
+        label = f"hand-written {framework} (fp32)" if name == "hand-written" else f"cnnspec {framework} ({name})"
+        lines.append(f"| {label} | {n / s:,.0f} | {n / s / baseline:.3f} |")
+    return "\n".join(lines)
