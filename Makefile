@@ -33,6 +33,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
+	$(BIN)/python -m compileall -q cnnspec backends  # fresh bytecode: start-up is part of what is measured
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
