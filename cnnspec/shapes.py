@@ -305,8 +305,3 @@ def _check_loss_output(spec: ModelSpec, last: LayerShape) -> None:
     else:
         return
     raise SpecError(SpecIssue(message, last.index, last.name, None, "loss_output", list(last.output_shape)))
-
-
-def layer_input_shapes(spec: ModelSpec) -> list[Shape]:
-    """The input shape of every layer, for backends that need it while building."""
-    return [layer.input_shape for layer in infer_shapes(spec).layers]
