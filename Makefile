@@ -27,6 +27,7 @@ demo: $(STAMP)
 	$(BIN)/cnnspec evaluate $(DEMO)/keras --backend torch
 	$(BIN)/cnnspec export onnx $(DEMO)/torch --output $(DEMO)/digits_cnn.onnx
 	$(BIN)/cnnspec evaluate $(DEMO)/digits_cnn.onnx
+	$(BIN)/cnnspec report $(DEMO)/torch
 	$(BIN)/cnnspec parity specs/every_layer.yaml
 
 test: $(STAMP)

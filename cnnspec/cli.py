@@ -90,12 +90,22 @@ def validate(
 
 
 @app.command()
-def summary(spec: Path = SpecArg) -> None:
+def summary(
+    spec: Path = SpecArg,
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the architecture to this PNG."),
+) -> None:
     """Print a Keras-style table: layer (type), output shape, params."""
     from .load import load_spec
 
     with user_errors():
-        typer.echo(load_spec(spec).summary().table())
+        report = load_spec(spec).summary()
+        typer.echo(report.table())
+        if plot is not None:
+            from .figures import architecture_figure
+            from .files import atomic_write_bytes
+
+            atomic_write_bytes(plot, architecture_figure(report))
+            typer.echo(f"Architecture diagram written to {plot}")
 
 
 @app.command()
@@ -120,6 +130,7 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
     resize: bool = typer.Option(False, "--resize", help="Resize images (and convert channels) to the spec's input_shape."),
     follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Let folder: data follow links out of its root."),
+    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard scalar logs here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Train a spec and write a run directory (weights, history, plots, metrics, checkpoints)."""
@@ -133,7 +144,7 @@ def train(
         try:
             train_spec(spec, backend, data, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
                        precision=precision, out=out, resume=resume, resize=resize, follow_symlinks=follow_symlinks,
-                       verbose=not quiet)  # fmt: skip
+                       tensorboard=tensorboard, verbose=not quiet)  # fmt: skip
         except TrainingInterrupted as err:
             typer.echo(f"\n{err}", err=True)
             raise typer.Exit(130) from None
@@ -238,6 +249,43 @@ def parity(
         typer.echo(verdict)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory.", show_default=False),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Data source (default: the run's own)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The HTML file (default RUN_DIR/report.html)."),
+    image: Optional[int] = typer.Option(None, "--image", help="Test image index for the feature maps (default 0)."),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="torch or keras (default: the run's)."),
+) -> None:
+    """Write a self-contained HTML report of a run (and its figures as PNGs under RUN_DIR/report/)."""
+    from .report import build_report
+
+    with user_errors():
+        result = build_report(run_dir, data=data, output=output, image=image, backend=backend)
+    typer.echo(f"Report written to {result.html_path} ({len(result.figures)} figures in {run_dir}/report/)")
+
+
+data_app = typer.Typer(help="Look at data before training.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("preview")
+def data_preview(
+    data: str = typer.Option("digits", "--data", "-d", help="The data source."),
+    output: Path = typer.Option(Path("data_preview.png"), "--output", "-o", help="The grid PNG."),
+    samples: int = typer.Option(32, "--samples", help="How many training images to show."),
+) -> None:
+    """A labelled grid of training images, class counts, shapes and value range."""
+    from .data import preview
+
+    with user_errors():
+        facts = preview(data, output, samples=max(1, samples))
+    typer.echo(f"{facts['source']}: train {tuple(facts['train_shape'])}, test {tuple(facts['test_shape'])}, "
+               f"values {facts['value_range'][0]:.3g}..{facts['value_range'][1]:.3g}")  # fmt: skip
+    typer.echo("class counts (train): " + ", ".join(f"{k}: {v}" for k, v in facts["class_counts"].items()))
+    typer.echo(f"grid written to {facts['output']}")
 
 
 def run() -> None:

@@ -360,6 +360,9 @@ class ModelSpec(_SpecModel):
     input_shape: tuple[PositiveInt, PositiveInt, PositiveInt]
     layers: Annotated[list[Layer], Field(min_length=1)]
     training: TrainingSpec = Field(default_factory=TrainingSpec)
+    class_names: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None = Field(
+        default=None, description="optional: one name per output class, used by reports and predict"
+    )
 
     @field_validator("input_shape", mode="before")
     @classmethod
@@ -401,6 +404,11 @@ class ModelSpec(_SpecModel):
         self.layers = named
         report = infer_shapes(self)  # raises SpecError naming the first layer that does not fit
         check_resources(report, self.training.batch_size)
+        if self.class_names is not None and len(self.class_names) != report.output_shape[0]:
+            raise SpecError(SpecIssue(
+                f"{len(self.class_names)} class names for an output of {report.output_shape[0]} classes",
+                field="class_names", rule="class_names_match_output", value=self.class_names,
+            ))  # fmt: skip
         return self
 
     def summary(self) -> ShapeReport:

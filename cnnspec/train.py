@@ -102,13 +102,14 @@ def train(
     resume: str | Path | None = None,
     resize: bool = False,
     follow_symlinks: bool = False,
+    tensorboard: str | Path | None = None,
     verbose: bool = True,
 ) -> TrainResult:
     """Train ``spec`` with ``backend`` on ``data`` and write a run directory.
 
     Arguments left as None take the spec's ``training`` values. ``resume=DIR``
     continues an interrupted run from its last finished epoch (``epochs`` may
-    raise the target).
+    raise the target). ``tensorboard=DIR`` also writes scalar logs there.
     """
     if resume is not None:
         paths = RunPaths(Path(resume))
@@ -132,8 +133,17 @@ def train(
     framework = load_backend(settings.backend)  # a missing framework fails before anything is written
     dataset = fit_to_spec(load_data(settings.data, follow_symlinks), spec.input_shape, spec.num_classes, settings.resize)
     _check_writable(paths.root, spec)
-    with RunLock(paths):
-        return _Run(spec, settings, paths, framework, dataset, verbose, resuming=resume is not None).go()
+    scalars = None
+    if tensorboard is not None:
+        from .tensorboard import ScalarWriter
+
+        scalars = ScalarWriter(tensorboard)
+    try:
+        with RunLock(paths):
+            return _Run(spec, settings, paths, framework, dataset, verbose, resume is not None, scalars).go()
+    finally:
+        if scalars is not None:
+            scalars.close()
 
 
 # weights.safetensors, two epoch files of weights, and two of optimizer state (up to 3 slots each)
@@ -159,9 +169,10 @@ def _check_writable(root: Path, spec: ModelSpec) -> None:
 
 
 class _Run:
-    def __init__(self, spec, settings, paths, framework, dataset: Dataset, verbose: bool, resuming: bool):
+    def __init__(self, spec, settings, paths, framework, dataset: Dataset, verbose: bool, resuming: bool,
+                 scalars: Any = None):  # fmt: skip
         self.spec, self.settings, self.paths, self.framework = spec, settings, paths, framework
-        self.dataset, self.verbose = dataset, verbose
+        self.dataset, self.verbose, self.scalars = dataset, verbose, scalars
         self.model = framework.build(spec, seed=settings.seed, precision=settings.precision)
         self.trainer = framework.Trainer(self.model, spec.training, settings.learning_rate, settings.precision)
         self.progress = _Progress()
@@ -232,6 +243,8 @@ class _Run:
             bar.finish(metrics)
         for key, value in {"epoch": epoch, **metrics, "seconds": round(seconds, 4)}.items():
             p.history.setdefault(key, []).append(value)
+        if self.scalars is not None:
+            self.scalars.add(epoch, {**metrics, "learning_rate": s.learning_rate})
         kept_value = metrics.get("val_loss", metrics["loss"])
         improved = kept_value < p.best_value
         if improved:

@@ -1,0 +1,180 @@
+"""The pictures a course would draw by hand, as PNG bytes (matplotlib, no display).
+
+Each function returns the PNG and, where a test or the report needs it, the
+numbers it drew, so what is shown can be checked rather than assumed.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+RIGHT, WRONG = "tab:blue", "tab:red"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    _plt().close(fig)
+    return buffer.getvalue()
+
+
+def _show_image(ax: Any, image: np.ndarray) -> None:
+    """A channels-last image: gray for one channel, colour for three, first channel otherwise."""
+    if image.shape[-1] == 3:
+        ax.imshow(np.clip(image, 0, 1))
+    else:
+        ax.imshow(image[..., 0], cmap="gray")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def learning_curves(history: dict[str, list[float]], title: str = "") -> bytes:
+    """Loss and accuracy per epoch, train solid and validation dashed."""
+    plt = _plt()
+    epochs = history.get("epoch") or list(range(1, len(history.get("loss", [])) + 1))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for key, style in ((metric, "-o"), (f"val_{metric}", "--o")):
+            if history.get(key):
+                ax.plot(epochs, history[key], style, markersize=3, label=key)
+        ax.set(xlabel="epoch", ylabel=metric, title=metric)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> np.ndarray:
+    """matrix[true, predicted] = count."""
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def confusion_figure(matrix: np.ndarray, names: Sequence[str]) -> bytes:
+    plt = _plt()
+    size = max(4.0, 0.5 * len(names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="predicted", ylabel="true",
+           title="Confusion matrix (test split)")  # fmt: skip
+    ax.set_xticklabels(names, rotation=45, ha="right")
+    ax.set_yticklabels(names)
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", color="white" if count > threshold else "black",
+                    fontsize=8)  # fmt: skip
+    return _png(fig)
+
+
+def prediction_grid(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str],
+                    title: str) -> tuple[bytes, list[str]]:  # fmt: skip
+    """Titled "predicted (true)", blue when right, red when wrong; returns the titles too."""
+    plt = _plt()
+    count = len(images)
+    cols = min(8, max(count, 1))
+    rows = max(1, math.ceil(count / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.7 * rows), squeeze=False)
+    titles = []
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, true, pred in zip(axes.flat, images, y_true, y_pred):
+        ax.axis("on")
+        _show_image(ax, image)
+        label = f"{names[pred]} ({names[true]})"
+        titles.append(label)
+        ax.set_title(label, color=RIGHT if pred == true else WRONG, fontsize=9)
+    fig.suptitle(title)
+    return _png(fig), titles
+
+
+def filters_figure(kernel: np.ndarray, layer_name: str) -> bytes:
+    """A conv kernel (kh, kw, in, out): one tile per output filter (first input channel, or RGB)."""
+    plt = _plt()
+    count = kernel.shape[-1]
+    cols = min(8, count)
+    rows = math.ceil(count / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for index, ax in zip(range(count), axes.flat):
+        tile = kernel[:, :, :3, index] if kernel.shape[2] == 3 else kernel[:, :, :1, index]
+        low, high = tile.min(), tile.max()
+        ax.axis("on")
+        _show_image(ax, (tile - low) / (high - low) if high > low else np.zeros_like(tile))
+    fig.suptitle(f"{layer_name}: {count} learned filters")
+    return _png(fig)
+
+
+def feature_maps_figure(maps: np.ndarray, layer_name: str) -> tuple[bytes, int]:
+    """One conv layer's output for one image (H, W, C): one tile per channel; returns the tile count."""
+    plt = _plt()
+    channels = maps.shape[-1]
+    cols = min(8, channels)
+    rows = math.ceil(channels / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for index, ax in zip(range(channels), axes.flat):
+        ax.axis("on")
+        ax.imshow(maps[:, :, index], cmap="viridis")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{layer_name}: {channels} feature maps")
+    return _png(fig), channels
+
+
+def data_grid(images: np.ndarray, labels: np.ndarray, names: Sequence[str], title: str) -> bytes:
+    plt = _plt()
+    cols = min(8, len(images))
+    rows = math.ceil(len(images) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.7 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, label in zip(axes.flat, images, labels):
+        ax.axis("on")
+        _show_image(ax, image)
+        ax.set_title(names[label], fontsize=9)
+    fig.suptitle(title)
+    return _png(fig)
+
+
+def architecture_figure(report: Any) -> bytes:
+    """Boxes per layer with output shapes, top to bottom, as Keras's plot_model draws them."""
+    plt = _plt()
+    from .shapes import KERAS_CLASS
+
+    boxes = [("input", "InputLayer", report.input_shape)] + [
+        (layer.name, KERAS_CLASS[layer.type], layer.output_shape) for layer in report.layers
+    ]
+    height = 0.9 * len(boxes) + 0.5
+    fig, ax = plt.subplots(figsize=(5, height))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-len(boxes) + 0.3, 1)
+    ax.axis("off")
+    for index, (name, kind, shape) in enumerate(boxes):
+        y = -index
+        ax.add_patch(plt.Rectangle((0.1, y - 0.3), 0.8, 0.6, facecolor="#e8f0fe", edgecolor="#3b6fb6"))
+        ax.text(0.5, y + 0.08, f"{name} ({kind})", ha="center", va="center", fontsize=9, weight="bold")
+        ax.text(0.5, y - 0.15, "(None, " + ", ".join(map(str, shape)) + ")", ha="center", va="center", fontsize=8)
+        if index:
+            ax.annotate("", xy=(0.5, y + 0.3), xytext=(0.5, y + 0.7), arrowprops={"arrowstyle": "->"})
+    ax.set_title(f'"{report.name}": {report.total_params:,} params')
+    return _png(fig)

@@ -1,0 +1,171 @@
+"""``cnnspec report``: one self-contained HTML page of what a run learned, plus the same figures as PNGs.
+
+Summary and settings, learning curves, confusion matrix with per-class
+precision/recall, a grid of random test predictions titled "predicted (true)"
+(blue right, red wrong), the worst mistakes, the first conv layer's filters and
+every conv layer's feature maps for one test image.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import figures
+from .api import load_run
+from .data import fit_to_spec, load_data
+from .errors import CnnspecError
+from .files import atomic_write_bytes
+from .runs import RunPaths
+
+
+@dataclass
+class Report:
+    """What the report shows, as data (tests check it against the model)."""
+
+    html_path: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+    confusion: np.ndarray | None = None
+    per_class: list[dict[str, Any]] = field(default_factory=list)
+    grid_indices: list[int] = field(default_factory=list)
+    grid_titles: list[str] = field(default_factory=list)
+    mistake_indices: list[int] = field(default_factory=list)
+    feature_maps: dict[str, int] = field(default_factory=dict)
+    image_index: int = 0
+
+
+def class_names(spec: Any, run: dict[str, Any], dataset_names: list[str] | None, classes: int) -> list[str]:
+    """The spec's names, else the run's (from its data), else the data source's, else 0..K-1."""
+    for names in (getattr(spec, "class_names", None), run.get("class_names"), dataset_names):
+        if names and len(names) == classes:
+            return list(names)
+    return [str(i) for i in range(classes)]
+
+
+def per_class_metrics(matrix: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for index, name in enumerate(names):
+        predicted, actual = matrix[:, index].sum(), matrix[index].sum()
+        hits = matrix[index, index]
+        rows.append({"class": name, "precision": float(hits / predicted) if predicted else 0.0,
+                     "recall": float(hits / actual) if actual else 0.0, "support": int(actual)})  # fmt: skip
+    return rows
+
+
+def build_report(
+    run_dir: str | Path,
+    data: str | None = None,
+    output: str | Path | None = None,
+    image: int | None = None,
+    backend: str | None = None,
+    samples: int = 24,
+    seed: int = 0,
+) -> Report:
+    """Write RUN_DIR/report.html (or ``output``) and RUN_DIR/report/*.png; return what they show."""
+    from .backends import load_backend
+
+    paths = RunPaths(Path(run_dir))
+    spec, run, weights = load_run(paths.root)
+    settings = run.get("settings", {})
+    framework = load_backend(backend or settings.get("backend", "torch"))
+    dataset = fit_to_spec(load_data(data or settings.get("data", "digits")), spec.input_shape, spec.num_classes,
+                          settings.get("resize", False))  # fmt: skip
+    model = framework.build(spec, weights)
+    x, y = dataset.x_test, dataset.y_test
+    probs = framework.predict(model, x)
+    predicted = probs.argmax(axis=1)
+    names = class_names(spec, run, dataset.class_names, spec.num_classes)
+    image = 0 if image is None else image
+    if not 0 <= image < len(x):
+        raise CnnspecError(f"--image {image} is out of range: the test split has {len(x)} images (0..{len(x) - 1})")
+
+    report = Report(html_path=Path(output) if output else paths.root / "report.html", image_index=image)
+    pictures: dict[str, tuple[str, bytes]] = {}  # key -> (caption, png)
+
+    history = json.loads(paths.history.read_text()) if paths.history.exists() else {}
+    if history.get("loss"):
+        pictures["learning_curves"] = ("Learning curves", figures.learning_curves(history, spec.name))
+
+    report.confusion = figures.confusion(y, predicted, spec.num_classes)
+    report.per_class = per_class_metrics(report.confusion, names)
+    pictures["confusion_matrix"] = ("Confusion matrix", figures.confusion_figure(report.confusion, names))
+
+    rng = np.random.default_rng(seed)
+    report.grid_indices = sorted(rng.choice(len(x), size=min(samples, len(x)), replace=False).tolist())
+    grid, report.grid_titles = figures.prediction_grid(
+        x[report.grid_indices], y[report.grid_indices], predicted[report.grid_indices], names,
+        "Random test images: predicted (true)",
+    )  # fmt: skip
+    pictures["predictions"] = ("Random test predictions", grid)
+
+    wrong = np.flatnonzero(predicted != y)
+    report.mistake_indices = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:samples].tolist()
+    if report.mistake_indices:
+        mistakes, _ = figures.prediction_grid(
+            x[report.mistake_indices], y[report.mistake_indices], predicted[report.mistake_indices], names,
+            "Worst mistakes (most confident wrong predictions): predicted (true)",
+        )  # fmt: skip
+        pictures["mistakes"] = ("Worst mistakes", mistakes)
+
+    convs = [layer for layer in spec.layers if layer.type == "conv2d"]
+    if convs:
+        pictures["filters"] = (f"Filters of {convs[0].name}",
+                               figures.filters_figure(weights[f"{convs[0].name}/kernel"], convs[0].name))  # fmt: skip
+        outputs = framework.layer_outputs(model, x[image : image + 1])
+        for layer, out in zip(spec.layers, outputs):
+            if layer.type == "conv2d":
+                png, count = figures.feature_maps_figure(out[0], layer.name)
+                report.feature_maps[layer.name] = count
+                pictures[f"feature_maps_{layer.name}"] = (f"Feature maps of {layer.name} (test image {image})", png)
+
+    folder = paths.root / "report"
+    for key, (_, png) in pictures.items():
+        report.figures[key] = folder / f"{key}.png"
+        atomic_write_bytes(report.figures[key], png)
+    accuracy = float((predicted == y).mean())
+    atomic_write_bytes(report.html_path, _html(spec, run, settings, dataset.source, accuracy, len(x), report,
+                                               pictures).encode())  # fmt: skip
+    return report
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:0}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
+th{background:#f4f6fa}td:first-child,th:first-child{text-align:left}pre{background:#f7f7f7;padding:1em;overflow:auto}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}.muted{color:#777}"""
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _html(spec, run, settings, source, accuracy, n, report: Report, pictures) -> str:
+    setting_rows = [["backend", settings.get("backend", "?")], ["precision", settings.get("precision", "fp32")],
+                    ["data", source], ["seed", settings.get("seed", "?")], ["epochs", settings.get("epochs", "?")],
+                    ["batch size", settings.get("batch_size", "?")], ["learning rate", settings.get("learning_rate", "?")],
+                    ["started", run.get("started", "?")], ["test accuracy", f"{accuracy:.4f} ({n} images)"]]  # fmt: skip
+    class_rows = [[r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", r["support"]] for r in report.per_class]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(spec.name)}: cnnspec report</title>",
+        f"<style>{CSS}</style></head><body><h1>{html.escape(spec.name)}</h1>",
+        f"<p class='muted'>A cnnspec run report of {html.escape(str(report.html_path.parent))}</p>",
+        "<h2>Model</h2><pre>" + html.escape(spec.summary().table()) + "</pre>",
+        "<h2>Run</h2>" + _table(setting_rows, ["setting", "value"]),
+        "<h2>Per-class precision and recall</h2>" + _table(class_rows, ["class", "precision", "recall", "support"]),
+    ]
+    if not report.mistake_indices:
+        parts.append("<p>No mistakes on the test split.</p>")
+    for key, (caption, png) in pictures.items():
+        data = base64.b64encode(png).decode()
+        parts.append(f"<h2>{html.escape(caption)}</h2><img id='{key}' alt='{html.escape(caption)}' "
+                     f"src='data:image/png;base64,{data}'>")  # fmt: skip
+    parts.append("</body></html>")
+    return "\n".join(parts)
