@@ -15,6 +15,7 @@ import re
 from typing import TYPE_CHECKING
 
 from .errors import SpecError, SpecIssue
+from .shapes import format_bytes
 
 if TYPE_CHECKING:
     from .shapes import ShapeReport
@@ -65,8 +66,8 @@ def check_resources(report: ShapeReport, batch_size: int) -> None:
 
     worst = max(report.layers, key=cost)
     message = (
-        f"training this spec needs about {_human(need)} (parameters, optimizer state and a batch of {batch_size} "
-        f"activations), more than the {_human(limit)} limit; this layer alone needs {_human(BYTES_PER_VALUE * cost(worst))} "
+        f"training this spec needs about {format_bytes(need)} (parameters, optimizer state and a batch of {batch_size} "
+        f"activations), more than the {format_bytes(limit)} limit; this layer alone needs {format_bytes(BYTES_PER_VALUE * cost(worst))} "
         f"({worst.params:,} params, output {worst.output_shape}). Set CNNSPEC_MAX_MEMORY to raise the limit"
     )
     raise SpecError(SpecIssue(message, worst.index, worst.name, None, "resource_limit", need))
@@ -77,11 +78,3 @@ def _elements(shape: tuple[int, ...]) -> int:
     for dim in shape:
         count *= dim
     return count
-
-
-def _human(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if size < 1024 or unit == "PB":
-            return f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")

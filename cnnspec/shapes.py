@@ -261,14 +261,14 @@ class ShapeReport:
             ("Trainable params", self.trainable_params),
             ("Non-trainable params", self.non_trainable_params),
         ):
-            out.append(f"{label}: {count:,} ({_memory(count * 4)})")
+            out.append(f"{label}: {count:,} ({format_bytes(count * 4)})")
         return "\n".join(out)
 
     def __str__(self) -> str:
         return self.table()
 
 
-def _memory(size: float) -> str:
+def format_bytes(size: float) -> str:
     """Bytes as Keras's summary writes them (1024-based units, two decimals)."""
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if size < 1024 or unit == "TB":

@@ -93,7 +93,7 @@ def test_resource_limit_is_configurable(monkeypatch):
 
     spec_doc = json.loads(cnnspec.dump_spec(cnnspec.load_spec("specs/mnist_mlp.yaml"), "json"))
     monkeypatch.setenv("CNNSPEC_MAX_MEMORY", "1MB")  # mnist_mlp's 669,706 params alone need ~10 MB to train
-    with pytest.raises(cnnspec.SpecError, match="more than the 1.0 MB limit"):
+    with pytest.raises(cnnspec.SpecError, match="more than the 1.00 MB limit"):
         cnnspec.load_spec(spec_doc)
     monkeypatch.setenv("CNNSPEC_MAX_MEMORY", "not a size")
     with pytest.raises(cnnspec.SpecError, match="CNNSPEC_MAX_MEMORY"):
