@@ -165,7 +165,8 @@ def architecture_figure(report: Any) -> bytes:
         (layer.name, KERAS_CLASS[layer.type], layer.output_shape) for layer in report.layers
     ]
     height = 0.9 * len(boxes) + 0.5
-    fig, ax = plt.subplots(figsize=(5, height))
+    longest = max(len(f"{name} ({kind})") for name, kind, _ in boxes)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.1 * longest + 1.5), height))  # wide enough for the longest label
     ax.set_xlim(0, 1)
     ax.set_ylim(-len(boxes) + 0.3, 1)
     ax.axis("off")
