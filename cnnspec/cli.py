@@ -181,19 +181,34 @@ def export_onnx(
     layout: str = typer.Option("nhwc", "--layout", help="Input layout: nhwc (the spec's, default) or nchw."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare ONNX Runtime with the run's backend."),
     tolerance: float = typer.Option(1e-5, "--tolerance", help="Largest allowed absolute difference when verifying."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: static quantization calibrated on training data."),
+    fp16: bool = typer.Option(False, "--fp16", help="Float16 weights and arithmetic (float32 input/output)."),
 ) -> None:
     """Export a run's kept weights to ONNX: checked, shape-inferred, and verified against the training backend."""
     from .export import export_onnx as export
 
     if layout not in ("nhwc", "nchw"):
         raise typer.BadParameter(f"--layout must be nhwc or nchw, got {layout!r}")
+    if quantize not in (None, "int8"):
+        raise typer.BadParameter(f"--quantize supports int8, got {quantize!r}")
+    if quantize and fp16:
+        raise typer.BadParameter("choose one of --quantize int8 and --fp16")
+    variant = "int8" if quantize else ("fp16" if fp16 else "fp32")
     with user_errors():
-        report = export(run_dir, output, opset=opset, layout=layout, verify=verify, tolerance=tolerance)
+        report = export(run_dir, output, opset=opset, layout=layout, verify=verify, tolerance=tolerance,
+                        variant=variant)  # fmt: skip
     typer.echo(f"Exported {report.path} (opset {report.opset}, {report.layout} input, {report.size_bytes:,} bytes) "
                f"in {report.export_seconds * 1000:.1f} ms")  # fmt: skip
     if report.max_abs_diff is not None:
+        before = f" before {report.variant} conversion" if report.variant != "fp32" else ""
         typer.echo(f"Verified: ONNX Runtime vs {report.reference}, max abs difference {report.max_abs_diff:.2e} "
-                   f"(tolerance {tolerance:g})")  # fmt: skip
+                   f"(tolerance {tolerance:g}){before}")  # fmt: skip
+    if report.accuracy is not None:
+        change = 100 * (report.accuracy - report.accuracy_fp32)
+        speedup = report.images_per_second / report.images_per_second_fp32
+        typer.echo(f"{report.variant}: test accuracy {report.accuracy:.4f} vs fp32 {report.accuracy_fp32:.4f} "
+                   f"({change:+.2f} points); batch 256 on CPU {report.images_per_second:,.0f} vs "
+                   f"{report.images_per_second_fp32:,.0f} img/s ({speedup:.2f}x)")  # fmt: skip
 
 
 @app.command()

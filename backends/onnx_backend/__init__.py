@@ -16,6 +16,7 @@ from cnnspec.weights import Weights, check_weights, initial_weights
 
 from .export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, check_model, to_onnx
 from .graph import BUILDERS
+from .quantize import quantize_int8, to_float16
 from .runtime import Predictor, choose_providers, cuda_works, evaluate_file
 
 NAME = "onnx"
@@ -53,4 +54,4 @@ def layer_outputs(model: OnnxModel, x: np.ndarray) -> list[np.ndarray]:
 
 
 __all__ = ["BUILDERS", "DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "NAME", "OnnxModel", "Predictor", "build", "check_model",
-           "choose_providers", "cuda_works", "evaluate_file", "get_weights", "layer_outputs", "predict", "to_onnx"]  # fmt: skip
+           "choose_providers", "cuda_works", "evaluate_file", "get_weights", "layer_outputs", "predict", "quantize_int8", "to_float16", "to_onnx"]  # fmt: skip
