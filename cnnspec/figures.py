@@ -41,6 +41,17 @@ def _show_image(ax: Any, image: np.ndarray) -> None:
     ax.set_yticks([])
 
 
+def _tiles(count: int, tile: tuple[float, float]) -> tuple[Any, list[Any]]:
+    """A figure of ``count`` tiles, 8 to a row; returns it and the tiles' axes (unused ones hidden)."""
+    plt = _plt()
+    cols = min(8, max(count, 1))
+    rows = max(1, math.ceil(count / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(tile[0] * cols, tile[1] * rows), squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:count])
+
+
 def learning_curves(history: dict[str, list[float]], title: str = "") -> bytes:
     """Loss and accuracy per epoch, train solid and validation dashed."""
     plt = _plt()
@@ -87,16 +98,9 @@ def confusion_figure(matrix: np.ndarray, names: Sequence[str]) -> bytes:
 def prediction_grid(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str],
                     title: str) -> tuple[bytes, list[str]]:  # fmt: skip
     """Titled "predicted (true)", blue when right, red when wrong; returns the titles too."""
-    plt = _plt()
-    count = len(images)
-    cols = min(8, max(count, 1))
-    rows = max(1, math.ceil(count / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.7 * rows), squeeze=False)
+    fig, axes = _tiles(len(images), (1.5, 1.7))
     titles = []
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, true, pred in zip(axes.flat, images, y_true, y_pred):
-        ax.axis("on")
+    for ax, image, true, pred in zip(axes, images, y_true, y_pred):
         _show_image(ax, image)
         label = f"{names[pred]} ({names[true]})"
         titles.append(label)
@@ -107,17 +111,11 @@ def prediction_grid(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, 
 
 def filters_figure(kernel: np.ndarray, layer_name: str) -> bytes:
     """A conv kernel (kh, kw, in, out): one tile per output filter (first input channel, or RGB)."""
-    plt = _plt()
     count = kernel.shape[-1]
-    cols = min(8, count)
-    rows = math.ceil(count / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.2 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for index, ax in zip(range(count), axes.flat):
+    fig, axes = _tiles(count, (1.2, 1.2))
+    for index, ax in enumerate(axes):
         tile = kernel[:, :, :3, index] if kernel.shape[2] == 3 else kernel[:, :, :1, index]
         low, high = tile.min(), tile.max()
-        ax.axis("on")
         _show_image(ax, (tile - low) / (high - low) if high > low else np.zeros_like(tile))
     fig.suptitle(f"{layer_name}: {count} learned filters")
     return _png(fig)
@@ -125,15 +123,9 @@ def filters_figure(kernel: np.ndarray, layer_name: str) -> bytes:
 
 def feature_maps_figure(maps: np.ndarray, layer_name: str) -> tuple[bytes, int]:
     """One conv layer's output for one image (H, W, C): one tile per channel; returns the tile count."""
-    plt = _plt()
     channels = maps.shape[-1]
-    cols = min(8, channels)
-    rows = math.ceil(channels / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.2 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for index, ax in zip(range(channels), axes.flat):
-        ax.axis("on")
+    fig, axes = _tiles(channels, (1.2, 1.2))
+    for index, ax in enumerate(axes):
         ax.imshow(maps[:, :, index], cmap="viridis")
         ax.set_xticks([])
         ax.set_yticks([])
@@ -142,14 +134,8 @@ def feature_maps_figure(maps: np.ndarray, layer_name: str) -> tuple[bytes, int]:
 
 
 def data_grid(images: np.ndarray, labels: np.ndarray, names: Sequence[str], title: str) -> bytes:
-    plt = _plt()
-    cols = min(8, len(images))
-    rows = math.ceil(len(images) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.7 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, label in zip(axes.flat, images, labels):
-        ax.axis("on")
+    fig, axes = _tiles(len(images), (1.5, 1.7))
+    for ax, image, label in zip(axes, images, labels):
         _show_image(ax, image)
         ax.set_title(names[label], fontsize=9)
     fig.suptitle(title)
