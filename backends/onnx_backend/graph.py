@@ -108,11 +108,11 @@ def _avg_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
 
 
 def _sum_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
-    # zero padding counted in the mean, times the window area = the sum of real cells
-    attrs = _window_attrs(layer, shape, layer.pool_size)
-    mean = g.node("AveragePool", [x], f"{layer.name}/mean", count_include_pad=1, **attrs)
-    area = g.constant(f"{layer.name}/area", np.float32(layer.pool_size[0] * layer.pool_size[1]))
-    return g.node("Mul", [mean, area], layer.name)
+    # a depthwise Conv with a kernel of ones, as the Keras layer computes it: zero padding adds
+    # nothing, and the sum is exact (a mean times the area would round twice, off by 1e-5 on big sums)
+    channels = shape[-1]
+    ones = g.constant(f"{layer.name}/ones", np.ones((channels, 1, *layer.pool_size), np.float32))
+    return g.node("Conv", [x, ones], layer.name, group=channels, **_window_attrs(layer, shape, layer.pool_size))
 
 
 def _global(op: str) -> Callable[[Graph, Any, str, tuple], str]:

@@ -14,17 +14,54 @@ from tests.backends.test_torch_training import TINY
 tb = pytest.importorskip("cnnspec.backends.torch_backend")
 
 
-def test_channels_last_memory_gives_the_same_outputs():
+def test_conv_specs_run_channels_last_and_mlps_do_not():
     import torch
 
-    spec = cnnspec.load_spec("specs/every_layer.yaml")
-    model = tb.build(spec, random_weights(spec, 2))
-    fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    assert tb.build(cnnspec.load_spec("specs/mnist_cnn.yaml")).memory_format == torch.channels_last
+    assert tb.build(cnnspec.load_spec("specs/mnist_mlp.yaml")).memory_format == torch.contiguous_format
+
+
+@pytest.mark.parametrize("name", ["every_layer", "mnist_deep", "digits_cnn"])
+def test_channels_last_memory_gives_the_same_outputs_as_contiguous(name):
+    import torch
+
+    spec = cnnspec.load_spec(f"specs/{name}.yaml")
+    fast = tb.build(spec, random_weights(spec, 2))
+    plain = copy.deepcopy(fast).use_memory_format(torch.contiguous_format)
+    assert fast.blocks[0][0].weight.is_contiguous(memory_format=torch.channels_last)
     x = np.random.default_rng(0).normal(size=(4, *spec.input_shape)).astype(np.float32)
-    xt = tb.model.to_nchw(x)
+    xt = tb.model.to_nchw(x).contiguous()
     with torch.no_grad():
-        np.testing.assert_allclose(fast(xt.contiguous(memory_format=torch.channels_last)).numpy(), model(xt).numpy(),
-                                   atol=1e-5)  # fmt: skip
+        for got, want in zip(fast.layer_outputs(xt), plain.layer_outputs(xt)):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["every_layer", "mnist_deep"])
+def test_channels_last_training_steps_match_contiguous(name):
+    """Gradients, optimizer slots and batch-norm statistics too: five Adam steps end at the same weights.
+
+    Dropout is switched off: its random mask is drawn in memory order, so the two layouts draw different masks.
+    """
+    import torch
+
+    document = cnnspec.load_spec(f"specs/{name}.yaml").to_dict()
+    for layer in document["layers"]:
+        if layer["type"] == "dropout":
+            layer["rate"] = 0.0
+    spec = cnnspec.load_spec(document)
+    fast = tb.build(spec, random_weights(spec, 3))
+    plain = copy.deepcopy(fast).use_memory_format(torch.contiguous_format)
+    rng = np.random.default_rng(1)
+    x = rng.random((16, *spec.input_shape), dtype=np.float32)
+    y = rng.integers(0, spec.num_classes, 16)
+    for model in (fast, plain):
+        trainer = tb.Trainer(model, spec.training)
+        data = trainer.prepare(x, y)
+        for _ in range(5):
+            trainer.train_step(*data)
+    got, want = tb.get_weights(fast), tb.get_weights(plain)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], atol=1e-5, err_msg=key)
 
 
 @pytest.mark.parametrize("backend", ["torch", "keras"])

@@ -158,3 +158,15 @@ def test_predict_accepts_channels_last_numpy():
     out = cnnspec.predict(tb.build(spec), np.zeros((5, 8, 8, 1), np.float32), backend="torch")
     assert out.shape == (5, 10)
     np.testing.assert_allclose(out.sum(1), 1, rtol=1e-6)
+
+
+def test_any_numpy_strides_give_the_same_outputs():
+    """Inputs are channels-last views of the caller's array: a grey channel made by `(rgb @ luma)[..., None]`
+    (stride 0 on its size-1 axis) and a strided slice must give what a packed copy gives."""
+    spec = cnnspec.load_spec("specs/digits_cnn.yaml")
+    model = tb.build(spec, random_weights(spec, 1))
+    rgb = np.random.default_rng(0).random((6, 8, 8, 3), dtype=np.float32)
+    grey = (rgb @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    assert grey.strides[-1] == 0
+    np.testing.assert_array_equal(tb.predict(model, grey), tb.predict(model, grey.copy()))
+    np.testing.assert_array_equal(tb.predict(model, grey[::2]), tb.predict(model, grey.copy()[::2]))

@@ -10,6 +10,16 @@ from cnnspec.weights import random_weights
 ATOL = 1e-5  # design.md: float32, CPU
 
 
+def tolerance(reference: np.ndarray) -> float:
+    """1e-5 absolute for values up to 1; beyond, 1e-5 of the largest value.
+
+    A float32 near 100 is only resolved to 7.6e-6, so a sum of nine such cells in a
+    different order (as each framework's kernels do) can differ by more than 1e-5
+    absolute with every backend exactly right; hypothesis found such a spec.
+    """
+    return ATOL * max(1.0, float(np.abs(reference).max()) if reference.size else 1.0)
+
+
 def spec_of(layers, input_shape, classes=3, head=True, **training):
     """A spec around ``layers``: flatten (when needed) and a softmax dense on top."""
     layers = list(layers)
@@ -45,4 +55,4 @@ def assert_same_per_layer(spec, backends, seed=0, x=None):
         for layer, a, b in zip(spec.layers, expected, got):
             assert a.shape == b.shape, f"{layer.name}: {reference_name} {a.shape} vs {name} {b.shape}"
             diff = float(np.abs(a - b).max()) if a.size else 0.0
-            assert diff <= ATOL, f"{layer.name} ({layer.type}): {reference_name} vs {name} differ by {diff:.2e}"
+            assert diff <= tolerance(a), f"{layer.name} ({layer.type}): {reference_name} vs {name} differ by {diff:.2e}"
