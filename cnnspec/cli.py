@@ -130,6 +130,10 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
     resize: bool = typer.Option(False, "--resize", help="Resize images (and convert channels) to the spec's input_shape."),
     follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Let folder: data follow links out of its root."),
+    stream: Optional[bool] = typer.Option(
+        None, "--stream/--no-stream", show_default=False,
+        help="Read idx:/folder: images from disk a batch at a time (default: only when they would not fit in memory).",
+    ),  # fmt: skip
     tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard scalar logs here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
@@ -144,7 +148,7 @@ def train(
         try:
             train_spec(spec, backend, data, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
                        precision=precision, out=out, resume=resume, resize=resize, follow_symlinks=follow_symlinks,
-                       tensorboard=tensorboard, verbose=not quiet)  # fmt: skip
+                       stream=stream, tensorboard=tensorboard, verbose=not quiet)  # fmt: skip
         except TrainingInterrupted as err:
             typer.echo(f"\n{err}", err=True)
             raise typer.Exit(130) from None

@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import DataError
+from .streams import ArrayStore, FileStore, ImageStore
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 FASHION_MNIST_CLASSES = [
@@ -79,22 +80,45 @@ def _npz(path: str) -> Dataset:
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+def _idx_header(head: bytes, path: Path) -> tuple[np.dtype, list[int], int]:
+    """(dtype, dims, header bytes) from the start of an idx file."""
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_DTYPES:
+        raise DataError(f"{path}: not an idx file (bad magic number)")
+    ndim = head[3]
+    if len(head) < 4 + 4 * ndim:
+        raise DataError(f"{path}: idx header is cut short")
+    dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.dtype(IDX_DTYPES[head[2]]), dims, 4 + 4 * ndim
+
+
+def _check_idx_size(path: Path, dims: list[int], dtype: np.dtype, data_bytes: int) -> None:
+    if data_bytes != int(np.prod(dims)) * dtype.itemsize:
+        raise DataError(f"{path}: idx header says {dims} but the file holds {data_bytes} data bytes (truncated?)")
+
+
 def read_idx(path: Path) -> np.ndarray:
     """One file in MNIST's idx format, gzipped or not."""
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as err:
         raise DataError(f"{path}: cannot read: {err}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
-        raise DataError(f"{path}: not an idx file (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    dtype = np.dtype(IDX_DTYPES[raw[2]])
-    expected = int(np.prod(dims)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise DataError(f"{path}: idx header says {dims} but the file holds {len(raw) - header} data bytes (truncated?)")
+    dtype, dims, header = _idx_header(raw[:64], path)
+    _check_idx_size(path, dims, dtype, len(raw) - header)
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+
+
+def map_idx(path: Path) -> np.ndarray:
+    """An uncompressed idx file as a read-only memory map (read from disk as it is indexed); gzipped files are read."""
+    if path.suffix == ".gz":
+        return read_idx(path)
+    try:
+        with path.open("rb") as file:
+            head = file.read(64)
+        dtype, dims, header = _idx_header(head, path)
+        _check_idx_size(path, dims, dtype, path.stat().st_size - header)
+        return np.memmap(path, dtype=dtype, mode="r", offset=header, shape=tuple(dims))
+    except OSError as err:
+        raise DataError(f"{path}: cannot read: {err}") from None
 
 
 IDX_FILES = {
@@ -105,19 +129,26 @@ IDX_FILES = {
 }
 
 
-def _idx_arrays(folder: Path) -> dict[str, np.ndarray]:
+def _idx_arrays(folder: Path, mapped: bool = False) -> dict[str, np.ndarray]:
+    """The four arrays; with ``mapped``, the images are memory maps (labels are always read)."""
     arrays = {}
     for key, stem in IDX_FILES.items():
         candidates = [folder / stem, folder / f"{stem}.gz", folder / stem.replace("-idx", ".idx")]
         found = next((c for c in candidates if c.exists()), None)
         if found is None:
             raise DataError(f"{folder}: no {stem}[.gz] (expected MNIST's four idx files)")
-        arrays[key] = read_idx(found)
+        arrays[key] = map_idx(found) if mapped and key.startswith("x") else read_idx(found)
     return arrays
 
 
-def _idx(path: str) -> Dataset:
+def _idx(path: str, stream: bool | None = False) -> Dataset:
     folder = _existing(path, directory=True)
+    if stream is not False:  # images memory-mapped, labels read
+        a = _idx_arrays(folder, mapped=True)
+        stores = [_image_store(a[key], folder) for key in ("x_train", "x_test")]
+        if stream or _too_big(stores):
+            return Dataset(stores[0], _labels(a["y_train"], folder), stores[1], _labels(a["y_test"], folder),
+                           f"idx:{path}")  # fmt: skip
     a = _idx_arrays(folder)
     return Dataset(
         _images(a["x_train"], folder), _labels(a["y_train"], folder),
@@ -125,7 +156,7 @@ def _idx(path: str) -> Dataset:
     )  # fmt: skip
 
 
-def _folder(path: str, follow_symlinks: bool = False) -> Dataset:
+def _folder(path: str, follow_symlinks: bool = False, stream: bool | None = False) -> Dataset:
     root = _existing(path, directory=True)
     for split in ("train", "test"):
         if not (root / split).is_dir():
@@ -133,14 +164,18 @@ def _folder(path: str, follow_symlinks: bool = False) -> Dataset:
     classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
     if not classes:
         raise DataError(f"{root / 'train'}: no class folders")
-    parts = [_read_image_split(root, split, classes, follow_symlinks) for split in ("train", "test")]
-    return Dataset(parts[0][0], parts[0][1], parts[1][0], parts[1][1], f"folder:{path}", classes)
+    listed = [_list_image_split(root, split, classes, follow_symlinks) for split in ("train", "test")]
+    if stream is not False:  # decoded a batch at a time, as training asks for them
+        stores = [FileStore(files, str(root / split), decode_image) for (files, _), split in zip(listed, ("train", "test"))]
+        if stream or _too_big(stores):
+            return Dataset(stores[0], listed[0][1], stores[1], listed[1][1], f"folder:{path}", classes)
+    parts = [_read_images(files, root / split) for (files, _), split in zip(listed, ("train", "test"))]
+    return Dataset(parts[0], listed[0][1], parts[1], listed[1][1], f"folder:{path}", classes)
 
 
-def _read_image_split(root: Path, split: str, classes: list[str], follow_symlinks: bool):
-    from PIL import Image, UnidentifiedImageError
-
-    images, labels, shapes = [], [], set()
+def _list_image_split(root: Path, split: str, classes: list[str], follow_symlinks: bool):
+    """(image files, their class indices) of ``root/split/<class>/``, in a fixed order."""
+    files, labels = [], []
     real_root = root.resolve()
     for label, name in enumerate(classes):
         folder = root / split / name
@@ -151,21 +186,32 @@ def _read_image_split(root: Path, split: str, classes: list[str], follow_symlink
                 continue
             if not follow_symlinks and real_root not in file.resolve().parents:
                 raise DataError(f"{file}: points outside {root} (a symlink); refusing to follow it")
-            try:
-                with Image.open(file) as img:
-                    img.load()
-                    array = np.asarray(img.convert("L") if img.mode in ("1", "L", "P", "I;16") else img.convert("RGB"))
-            except (UnidentifiedImageError, OSError) as err:
-                raise DataError(f"{file}: not a readable image: {err}") from None
-            array = array[..., None] if array.ndim == 2 else array
-            shapes.add(array.shape)
-            images.append(array)
+            files.append(file)
             labels.append(label)
-    if not images:
+    if not files:
         raise DataError(f"{root / split}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files, np.asarray(labels, np.int64)
+
+
+def decode_image(file: Path) -> np.ndarray:
+    """One image file -> uint8 (H, W, C): grey stays one channel, everything else becomes RGB."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as img:
+            img.load()
+            array = np.asarray(img.convert("L") if img.mode in ("1", "L", "P", "I;16") else img.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as err:
+        raise DataError(f"{file}: not a readable image: {err}") from None
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _read_images(files: list[Path], where: Path) -> np.ndarray:
+    images = [decode_image(file) for file in files]
+    shapes = {image.shape for image in images}
     if len(shapes) > 1:
-        images = _common_size(images, shapes, root / split)
-    return (np.stack(images).astype(np.float32) / 255.0), np.asarray(labels, np.int64)
+        images = _common_size(images, shapes, where)
+    return np.stack(images).astype(np.float32) / 255.0
 
 
 def _common_size(images: list[np.ndarray], shapes: set, where: Path) -> list[np.ndarray]:
@@ -247,10 +293,12 @@ SOURCES: dict[str, Callable[[str], Dataset]] = {
 NEEDS_PATH = {"npz", "idx", "folder"}
 
 
-def load_data(source: str = "digits", follow_symlinks: bool = False) -> Dataset:
+def load_data(source: str = "digits", follow_symlinks: bool = False, stream: bool | None = False) -> Dataset:
     """Read a data source (see module docstring); raises ``DataError`` with a clear message.
 
     ``folder:`` sources refuse symlinks that lead outside the folder unless ``follow_symlinks``.
+    ``stream=True`` keeps ``idx:`` and ``folder:`` images on disk (an ``ImageStore`` read per
+    batch); ``None`` streams only when the decoded images would not fit comfortably in memory.
     """
     kind, _, arg = source.partition(":")
     if kind not in SOURCES:
@@ -258,16 +306,43 @@ def load_data(source: str = "digits", follow_symlinks: bool = False) -> Dataset:
                         "npz:PATH, idx:DIR, folder:PATH")  # fmt: skip
     if (kind in NEEDS_PATH) != bool(arg):
         raise DataError(f"data source {kind!r} {'needs a path: ' + kind + ':PATH' if kind in NEEDS_PATH else 'takes no path'}")
-    data = _folder(arg, follow_symlinks) if kind == "folder" else SOURCES[kind](arg)
+    if kind == "folder":
+        data = _folder(arg, follow_symlinks, stream)
+    elif kind == "idx":
+        data = _idx(arg, stream)
+    else:
+        data = SOURCES[kind](arg)
     for split in ("train", "test"):
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
         if len(x) == 0:
             raise DataError(f"{source}: the {split} split is empty")
         if len(x) != len(y):
             raise DataError(f"{source}: {len(x)} {split} images but {len(y)} labels")
-        if not np.all(np.isfinite(x)):
+        if not is_streamed(x) and not np.all(np.isfinite(x)):  # streamed float images are checked per batch
             raise DataError(f"{source}: the {split} images hold NaN or infinite values")
     return data
+
+
+# -- streaming ----------------------------------------------------------------------------
+# auto: stream when the decoded float32 images would take more than this share of memory
+STREAM_SHARE_OF_MEMORY = 0.25
+
+
+def _image_store(array: np.ndarray, where: Path) -> ArrayStore:
+    if array.dtype.kind not in "uif" or array.ndim not in (3, 4):
+        _images(array[:1], where)  # the same clear error as in memory
+    return ArrayStore(array, str(where), 255.0 if array.dtype == np.uint8 else 1.0)
+
+
+def _too_big(stores: list) -> bool:
+    from .resources import memory_limit
+
+    return sum(store.nbytes for store in stores) > STREAM_SHARE_OF_MEMORY * memory_limit()
+
+
+def is_streamed(x: object) -> bool:
+    """True for images read from disk per batch (an ``ImageStore``), False for arrays and tensors."""
+    return isinstance(x, ImageStore)
 
 
 # -- checks and conversions ---------------------------------------------------------------
@@ -319,7 +394,7 @@ def fit_to_spec(data: Dataset, input_shape: tuple[int, int, int], num_classes: i
                 f"{data.source}: images are {got} (H x W x C) but the spec's input_shape is {list(want)}; "
                 "pass --resize to resize them, or change input_shape"
             )
-        data = replace(data, x_train=resize_images(data.x_train, want), x_test=resize_images(data.x_test, want))
+        data = replace(data, x_train=_resized(data.x_train, want), x_test=_resized(data.x_test, want))
     for split in ("train", "test"):
         y = getattr(data, f"y_{split}")
         bad = y[(y < 0) | (y >= num_classes)]
@@ -329,6 +404,10 @@ def fit_to_spec(data: Dataset, input_shape: tuple[int, int, int], num_classes: i
                 f"{num_classes} classes), found {sorted(set(bad.tolist()))[:5]}"
             )
     return data
+
+
+def _resized(x, shape: tuple[int, int, int]):
+    return x.resized(shape, resize_images) if is_streamed(x) else resize_images(x, shape)
 
 
 def resize_images(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:

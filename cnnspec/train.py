@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .data import Dataset, fit_to_spec, load_data, validation_split
+from .data import Dataset, fit_to_spec, is_streamed, load_data, validation_split
 from .errors import RunError
 from .load import load_spec
 from .progress import EpochProgress
@@ -48,6 +48,7 @@ class RunSettings:
     validation_split: float
     precision: str = "fp32"
     resize: bool = False
+    stream: bool | None = None  # None: stream idx:/folder: images from disk only when they would not fit in memory
 
 
 @dataclass
@@ -73,7 +74,8 @@ class _Progress:
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
-def _settings(spec: ModelSpec, backend: str, data: str, overrides: dict[str, Any], resize: bool) -> RunSettings:
+def _settings(spec: ModelSpec, backend: str, data: str, overrides: dict[str, Any], resize: bool,
+              stream: bool | None) -> RunSettings:  # fmt: skip
     t = spec.training
     chosen = {
         "epochs": t.epochs, "batch_size": t.batch_size, "learning_rate": t.optimizer.learning_rate,
@@ -85,7 +87,8 @@ def _settings(spec: ModelSpec, backend: str, data: str, overrides: dict[str, Any
             raise RunError(f"--{key.replace('_', '-')} must be at least 1, got {chosen[key]}")
     if chosen["learning_rate"] <= 0:
         raise RunError(f"--lr must be positive, got {chosen['learning_rate']}")
-    return RunSettings(backend=backend, data=data, validation_split=t.validation_split, resize=resize, **chosen)
+    return RunSettings(backend=backend, data=data, validation_split=t.validation_split, resize=resize, stream=stream,
+                       **chosen)  # fmt: skip
 
 
 def train(
@@ -102,6 +105,7 @@ def train(
     resume: str | Path | None = None,
     resize: bool = False,
     follow_symlinks: bool = False,
+    stream: bool | None = None,
     tensorboard: str | Path | None = None,
     verbose: bool = True,
 ) -> TrainResult:
@@ -109,7 +113,9 @@ def train(
 
     Arguments left as None take the spec's ``training`` values. ``resume=DIR``
     continues an interrupted run from its last finished epoch (``epochs`` may
-    raise the target). ``tensorboard=DIR`` also writes scalar logs there.
+    raise the target). ``tensorboard=DIR`` also writes scalar logs there. ``stream``:
+    read ``idx:``/``folder:`` images from disk a batch at a time (True), never (False),
+    or only when they would not fit in memory (None).
     """
     if resume is not None:
         paths = RunPaths(Path(resume))
@@ -122,7 +128,7 @@ def train(
             raise RunError("train needs a spec (or resume=RUN_DIR)")
         spec = load_spec(spec)
         overrides = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, precision=precision)
-        settings = _settings(spec, backend, data, overrides, resize)
+        settings = _settings(spec, backend, data, overrides, resize, stream)
         paths = RunPaths(Path(out) if out is not None else default_run_dir(spec.name, backend))
         if paths.run.exists() or paths.state.exists():
             raise RunError(f"{paths.root} already holds a run; continue it with --resume {paths.root} or pick another --out")
@@ -131,7 +137,8 @@ def train(
     if settings.backend not in TRAINING_BACKENDS:
         raise RunError(f"backend {settings.backend!r} cannot train; use one of: {', '.join(TRAINING_BACKENDS)}")
     framework = load_backend(settings.backend)  # a missing framework fails before anything is written
-    dataset = fit_to_spec(load_data(settings.data, follow_symlinks), spec.input_shape, spec.num_classes, settings.resize)
+    images = load_data(settings.data, follow_symlinks, settings.stream)
+    dataset = fit_to_spec(images, spec.input_shape, spec.num_classes, settings.resize)
     _check_writable(paths.root, spec)
     scalars = None
     if tensorboard is not None:
@@ -200,8 +207,9 @@ class _Run:
         val_data = self.trainer.prepare(x_val, y_val) if len(x_val) else None
         if self.verbose:
             start = f"resuming after epoch {p.epoch}, " if p.epoch else ""
+            source = self.dataset.source + (" (streamed from disk)" if is_streamed(x_train) else "")
             print(
-                f"Training {self.spec.name} with {s.backend} on {self.dataset.source}: {len(x_train):,} train / "
+                f"Training {self.spec.name} with {s.backend} on {source}: {len(x_train):,} train / "
                 f"{len(x_val):,} validation / {len(self.dataset.x_test):,} test images; {start}"
                 f"{s.epochs} epochs, batch {s.batch_size}"
             )

@@ -11,7 +11,9 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
+from cnnspec.data import is_streamed
 from cnnspec.spec import TrainingSpec
+from cnnspec.streams import default_workers
 
 OPTIMIZERS: dict[str, Callable[[Any], keras.optimizers.Optimizer]] = {
     "adam": lambda o: keras.optimizers.Adam(o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon),
@@ -38,6 +40,21 @@ class _BatchProgress(keras.callbacks.Callback):
         self.progress(batch + 1, self.n_batches, lambda: {k: float(v) for k, v in logs.items()})
 
 
+class _Streamed(keras.utils.PyDataset):
+    """Batches of images read from disk; Keras's own worker threads read them ahead of ``fit``."""
+
+    def __init__(self, x: Any, y: np.ndarray, order: np.ndarray, batch_size: int):
+        super().__init__(workers=default_workers(), use_multiprocessing=False, max_queue_size=2 * default_workers())
+        self.x, self.y, self.order, self.batch_size = x, y, order, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.order) // self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self.x[rows], self.y[rows]
+
+
 class Trainer:
     def __init__(self, model: keras.Model, training: TrainingSpec, learning_rate: float | None = None,
                  precision: str = "fp32"):  # fmt: skip
@@ -47,12 +64,12 @@ class Trainer:
         )
         self.classes = model.output_shape[-1]
 
-    def prepare(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Labels as the loss wants them: one-hot for categorical, indices for sparse."""
+    def prepare(self, x: Any, y: np.ndarray) -> tuple[Any, np.ndarray]:
+        """Labels as the loss wants them: one-hot for categorical, indices for sparse; streamed images stay on disk."""
         y = np.asarray(y, dtype=np.int64)
         if self.training.loss == "categorical_crossentropy":
             y = np.eye(self.classes, dtype=np.float32)[y]
-        return np.ascontiguousarray(x, dtype=np.float32), y
+        return (x if is_streamed(x) else np.ascontiguousarray(x, dtype=np.float32)), y
 
     def fit_epoch(self, data: Any, order: np.ndarray, batch_size: int, seed: int, progress: Callable | None = None):
         x, y = data
@@ -60,13 +77,20 @@ class Trainer:
         live = progress is not None and getattr(progress, "live", False)
         # a per-batch callback makes Keras sync every step: only when a bar is drawn
         callbacks = [_BatchProgress(progress, n_batches)] if live else []
-        history = self.model.fit(x[order], y[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
-                                 callbacks=callbacks)  # fmt: skip
+        if is_streamed(x):
+            history = self.model.fit(_Streamed(x, y, order, batch_size), epochs=1, shuffle=False, verbose=0,
+                                     callbacks=callbacks)  # fmt: skip
+        else:
+            history = self.model.fit(x[order], y[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
+                                     callbacks=callbacks)  # fmt: skip
         return {"loss": float(history.history["loss"][-1]), "accuracy": float(history.history["accuracy"][-1])}
 
     def evaluate(self, data: Any, batch_size: int = 1024) -> dict[str, float]:
         x, y = data
-        result = self.model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+        if is_streamed(x):
+            result = self.model.evaluate(_Streamed(x, y, np.arange(len(y)), batch_size), verbose=0, return_dict=True)
+        else:
+            result = self.model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
         return {"loss": float(result["loss"]), "accuracy": float(result["accuracy"])}
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:

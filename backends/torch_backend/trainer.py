@@ -6,13 +6,15 @@ so the hot loop never waits on a host sync for bookkeeping.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cnnspec.data import is_streamed
 from cnnspec.spec import TrainingSpec
+from cnnspec.streams import stream_batches
 
 from .model import CompiledModel, to_nchw
 from .optimizers import make_optimizer
@@ -48,15 +50,30 @@ class Trainer:
     ):
         self.model, self.training, self.precision = model, training, precision
         self.optimizer = make_optimizer(model.parameters(), training.optimizer, learning_rate)
-        # bf16: mixed precision, float32 master weights, loss and softmax; channels-last feeds oneDNN's fast kernels
+        # bf16: mixed precision (autocast), float32 master weights, loss and softmax
         self.bf16 = precision == "bf16"
-        self.memory_format = torch.channels_last if self.bf16 else torch.contiguous_format
-        if self.bf16:
-            self.model.to(memory_format=torch.channels_last)
 
-    def prepare(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Convert a split once (channels-last numpy -> NCHW tensors), not every epoch."""
-        return to_nchw(x).contiguous(memory_format=self.memory_format), torch.from_numpy(np.asarray(y, dtype=np.int64))
+    def prepare(self, x: Any, y: np.ndarray) -> tuple[Any, torch.Tensor]:
+        """Convert a split once (channels-last numpy -> NCHW tensors in the model's memory format), not every epoch.
+
+        Images streamed from disk stay an ``ImageStore``; ``batches`` reads them as it goes.
+        """
+        labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        if is_streamed(x):
+            return x, labels
+        return to_nchw(x).contiguous(memory_format=self.model.memory_format), labels
+
+    def batches(self, data: Any, order: np.ndarray, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(images, labels) of each batch of ``order``: indexed from memory, or read ahead on worker threads."""
+        x_all, y_all = data
+        if is_streamed(x_all):
+            for images, rows in stream_batches(x_all, order, batch_size):
+                yield to_nchw(images), y_all[torch.from_numpy(rows)]
+            return
+        index = torch.from_numpy(np.asarray(order, dtype=np.int64))
+        for start in range(0, len(index), batch_size):
+            rows = index[start : start + batch_size]
+            yield x_all[rows], y_all[rows]
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return keras_crossentropy(logits, labels, self.model.loss_from_logits, self.training.loss)
@@ -74,24 +91,20 @@ class Trainer:
         return loss.detach(), logits.detach()
 
     def fit_epoch(self, data: Any, order: np.ndarray, batch_size: int, seed: int, progress: Progress | None = None):
-        x_all, y_all = data
         torch.manual_seed(seed)  # dropout masks: the same seed and epoch give the same run
         self.model.train()
-        index = torch.from_numpy(np.asarray(order, dtype=np.int64))
         total_loss = torch.zeros((), dtype=torch.float64)
         correct = torch.zeros((), dtype=torch.int64)
-        seen, n_batches = 0, -(-len(index) // batch_size)
+        seen, n_batches = 0, -(-len(order) // batch_size)
 
         def metrics() -> dict[str, float]:
             return {"loss": float(total_loss) / max(seen, 1), "accuracy": float(correct) / max(seen, 1)}
 
-        for batch in range(n_batches):
-            rows = index[batch * batch_size : (batch + 1) * batch_size]
-            xb, yb = x_all[rows], y_all[rows]
+        for batch, (xb, yb) in enumerate(self.batches(data, order, batch_size)):
             loss, logits = self.train_step(xb, yb)
-            total_loss += loss * len(rows)
+            total_loss += loss * len(yb)
             correct += (logits.argmax(dim=1) == yb).sum()
-            seen += len(rows)
+            seen += len(yb)
             if progress is not None:
                 progress(batch + 1, n_batches, metrics)
         self.model.eval()
@@ -99,15 +112,13 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, data: Any, batch_size: int = 1024) -> dict[str, float]:
-        x_all, y_all = data
         self.model.eval()
         total_loss, correct = 0.0, 0
-        for start in range(0, len(x_all), batch_size):
-            xb, yb = x_all[start : start + batch_size], y_all[start : start + batch_size]
+        for xb, yb in self.batches(data, np.arange(len(data[1])), batch_size):
             logits = self.model.forward_logits(xb)
             total_loss += float(self.loss(logits, yb).double().sum())
             correct += int((logits.argmax(dim=1) == yb).sum())
-        return {"loss": total_loss / len(x_all), "accuracy": correct / len(x_all)}
+        return {"loss": total_loss / len(data[1]), "accuracy": correct / len(data[1])}
 
     # -- checkpoint state -------------------------------------------------------------
     def optimizer_state(self) -> dict[str, np.ndarray]:
