@@ -193,14 +193,20 @@ def _list_image_split(root: Path, split: str, classes: list[str], follow_symlink
     return files, np.asarray(labels, np.int64)
 
 
+# PIL modes kept as they are (grey, RGB); every other mode is converted to one of them
+KEPT_MODES = {"L", "RGB"}
+GREY_MODES = {"1", "L", "P", "I;16"}
+
+
 def decode_image(file: Path) -> np.ndarray:
     """One image file -> uint8 (H, W, C): grey stays one channel, everything else becomes RGB."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(file) as img:
-            img.load()
-            array = np.asarray(img.convert("L") if img.mode in ("1", "L", "P", "I;16") else img.convert("RGB"))
+            if img.mode not in KEPT_MODES:
+                img = img.convert("L" if img.mode in GREY_MODES else "RGB")
+            array = np.asarray(img)  # decodes; no copy when the mode is kept
     except (UnidentifiedImageError, OSError) as err:
         raise DataError(f"{file}: not a readable image: {err}") from None
     return array[..., None] if array.ndim == 2 else array

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
+import tempfile
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -97,18 +100,61 @@ class ArrayStore(ImageStore):
         return batch if self.target is None else self.resize(batch, self.target)
 
 
-class FileStore(ImageStore):
-    """One image file per row, decoded when read; without --resize every image must have the first one's shape."""
+class DecodedCache:
+    """A file store's decoded pixels in an unlinked temporary file, memory-mapped: each image is decoded once.
 
-    def __init__(self, files: list[Path], where: str, decode: Callable[[Path], np.ndarray]):
+    Decoding a small PNG costs ~60 µs of Python-heavy work that competes with training
+    for the CPU; reading its bytes back from the map costs next to nothing, and the
+    kernel's page cache keeps them in memory only while there is room. The space is
+    reserved up front, so a full disk means no cache rather than a crash later.
+    """
+
+    def __init__(self, length: int, image_shape: tuple[int, ...]):
+        self.file = tempfile.TemporaryFile(prefix="cnnspec-decoded-")
+        size = max(1, length * int(np.prod(image_shape)))
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(self.file.fileno(), 0, size)  # OSError (ENOSPC) when it does not fit
+        elif shutil.disk_usage(tempfile.gettempdir()).free < 2 * size:
+            raise OSError("not enough free space for the decoded-image cache")
+        self.pixels = np.memmap(self.file, dtype=np.uint8, mode="r+", shape=(length, *image_shape))
+        self.ready = np.zeros(length, dtype=bool)
+
+
+class FileStore(ImageStore):
+    """One image file per row, decoded when first read (then cached); without --resize every image must have the
+    first one's shape."""
+
+    def __init__(self, files: list[Path], where: str, decode: Callable[[Path], np.ndarray], cache: bool = True):
         first = decode(files[0])
         super().__init__(len(files), first.shape, where)
         self.files, self.decode = files, decode
+        self._cache: DecodedCache | None = None
+        self._cache_wanted = cache and first.dtype == np.uint8
+        self._cache_lock = threading.Lock()  # shared by narrowed copies: they read the same files
+
+    def _decoded_cache(self) -> DecodedCache | None:
+        with self._cache_lock:
+            if self._cache is None and self._cache_wanted:
+                try:
+                    self._cache = DecodedCache(len(self.files), self.image_shape)
+                except OSError:
+                    self._cache_wanted = False  # no room: decode every time, as without a cache
+            return self._cache
+
+    def _pixels(self, row: int) -> np.ndarray:
+        cache = self._decoded_cache()
+        if cache is not None and cache.ready[row]:
+            return cache.pixels[row]
+        image = self.decode(self.files[row])
+        if cache is not None and image.shape == self.image_shape:  # odd-sized images are not cached
+            cache.pixels[row] = image
+            cache.ready[row] = True
+        return image
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         batch = np.empty((len(rows), *self.shape[1:]), np.float32)
         for i, row in enumerate(rows):
-            image = self.decode(self.files[row]).astype(np.float32) / 255.0
+            image = self._pixels(row).astype(np.float32) / 255.0
             if self.target is not None:
                 image = self.resize(image[None], self.target)[0] if image.shape != self.target else image
             elif image.shape != self.image_shape:

@@ -109,3 +109,42 @@ def test_a_read_error_reaches_the_training_loop_and_stopping_early_does_not_hang
     batches.close()  # a loop that breaks early
     with pytest.raises(DataError, match="NaN"):
         list(stream_batches(store, np.arange(40), 8, workers=2))
+
+
+def _counting_store(root, **kw):
+    from cnnspec.data import decode_image
+    from cnnspec.streams import FileStore
+
+    calls = []
+
+    def decode(path):
+        calls.append(path)
+        return decode_image(path)
+
+    files = sorted((root / "train").rglob("*.png"))
+    return FileStore(files, str(root), decode, **kw), calls
+
+
+def test_folder_images_are_decoded_once_then_read_from_the_cache(tmp_path):
+    root = write_folder(tmp_path / "imgs")
+    store, calls = _counting_store(root)
+    first = store[np.arange(12)]
+    calls.clear()
+    again = store[:6][np.arange(6)]  # a narrowed store (a validation split) shares the cache
+    np.testing.assert_array_equal(again, first[:6])
+    np.testing.assert_array_equal(store[np.arange(12)[::-1]], first[::-1])
+    assert calls == []
+
+
+def test_no_room_for_the_cache_means_decoding_every_time(tmp_path, monkeypatch):
+    import cnnspec.streams as streams
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(streams.os, "posix_fallocate", full_disk, raising=False)
+    root = write_folder(tmp_path / "imgs")
+    store, calls = _counting_store(root)
+    first = store[np.arange(12)]
+    np.testing.assert_array_equal(store[np.arange(12)], first)
+    assert len(calls) == 1 + 24  # the first image (for the shape), then every read decodes
