@@ -19,10 +19,11 @@ import cnnspec  # noqa: E402
 from cnnspec.backends import load_backend  # noqa: E402
 
 N, BATCH, REPEATS = 12_800, 128, 5
+LABELS = {"fp32": "cnnspec keras (fp32)", "hand-written": "hand-written keras (fp32)"}
 
 
-def main() -> dict[str, float]:
-    """Median seconds per epoch: cnnspec fp32, hand-written fp32."""
+def main() -> dict[str, list[float]]:
+    """Seconds per epoch, per round: cnnspec fp32, hand-written fp32."""
     keras_backend = load_backend("keras")
     import keras
 
@@ -54,9 +55,10 @@ def main() -> dict[str, float]:
         net.fit(x, y_hot, batch_size=BATCH, epochs=1, shuffle=True, verbose=0)
 
     # fp32 only: once a mixed_bfloat16 model has run in a process, TensorFlow ran the *fp32*
-    # hand-written model ~35% faster here too, so a bf16 row would poison the baseline.
+    # hand-written model ~35% faster here too, so a bf16 row would poison the baseline;
+    # bench_memory.py runs Keras bf16 in a process of its own.
     return interleaved({"fp32": compiled("fp32"), "hand-written": by_hand}, REPEATS)
 
 
 if __name__ == "__main__":
-    print(training_table("keras", N, BATCH, REPEATS, main()))
+    print(training_table("keras", N, BATCH, main(), LABELS))

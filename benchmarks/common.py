@@ -25,8 +25,8 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> floa
     return statistics.median(times)
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Median seconds of each function, run in turns so machine noise hits all alike."""
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds of each function per round, run in turns so machine noise hits all alike."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -36,7 +36,16 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int 
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
+    return times
+
+
+def medians(times: dict[str, list[float]]) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def paired_ratio(times: dict[str, list[float]], name: str, baseline: str) -> float:
+    """Median over rounds of (baseline time / name time): a slow spell hits both sides of each pair."""
+    return statistics.median(b / t for t, b in zip(times[name], times[baseline]))
 
 
 def mnist_shaped(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -57,15 +66,16 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def training_table(framework: str, n: int, batch: int, repeats: int, seconds: dict[str, float]) -> str:
-    """Markdown rows of images/s, each with its ratio to the hand-written fp32 baseline."""
-    baseline = n / seconds["hand-written"]
+def training_table(framework: str, n: int, batch: int, times: dict[str, list[float]], labels: dict[str, str],
+                   spec: str = "mnist_cnn") -> str:  # fmt: skip
+    """Markdown rows of images/s, each with its paired ratio to the hand-written fp32 baseline."""
+    repeats = len(next(iter(times.values())))
     lines = [
-        f"One epoch of {n:,} MNIST-shaped images, mnist_cnn, batch {batch}, Adam; median of {repeats} epochs.\n",
+        f"One epoch of {n:,} MNIST-shaped images, {spec}, batch {batch}, Adam; median of {repeats} epochs, "
+        "timed in turns; the ratio is the median of the per-round ratios.\n",
         "| model | images/s | ratio to hand-written fp32 |",
         "|---|---|---|",
     ]
-    for name, s in seconds.items():
-        label = f"hand-written {framework} (fp32)" if name == "hand-written" else f"cnnspec {framework} ({name})"
-        lines.append(f"| {label} | {n / s:,.0f} | {n / s / baseline:.3f} |")
+    for name, seconds in medians(times).items():
+        lines.append(f"| {labels.get(name, name)} | {n / seconds:,.0f} | {paired_ratio(times, name, 'hand-written'):.2f} |")
     return "\n".join(lines)
