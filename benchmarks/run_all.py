@@ -18,6 +18,10 @@ SCRIPTS = [
     ("`cnnspec validate` start-up", "bench_validate.py"),
     ("Training throughput, PyTorch", "bench_train_torch.py"),
     ("Training throughput, Keras", "bench_train_keras.py"),
+    ("Peak memory of training (and Keras bf16)", "bench_memory.py"),
+    ("Scale: batch size and model size", "bench_scale.py"),
+    ("Data streamed from disk", "bench_data.py"),
+    ("torch.compile", "bench_compile.py"),
     ("Inference and export", "bench_inference.py"),
 ]
 
