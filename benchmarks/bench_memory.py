@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402
 
-N, BATCH, STEPS, WARMUP, ROUNDS = 60_000, 128, 50, 10, 2
+N, BATCH, STEPS, WARMUP, ROUNDS = 60_000, 128, 50, 10, 3
 CONFIGS = {
     "torch-fp32": ("cnnspec torch fp32, data in memory", "torch"),
     "torch-bf16": ("cnnspec torch --precision bf16", "torch"),

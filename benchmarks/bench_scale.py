@@ -22,7 +22,7 @@ from common import ROOT, interleaved, mnist_shaped  # noqa: E402
 import cnnspec  # noqa: E402
 from cnnspec.shapes import infer_shapes  # noqa: E402
 
-N, ROUNDS = 5_120, 3
+N, ROUNDS = 5_120, 5
 BATCHES = [16, 32, 64, 128, 256, 512]
 
 

@@ -211,7 +211,7 @@ class _Run:
             print(
                 f"Training {self.spec.name} with {s.backend} on {source}: {len(x_train):,} train / "
                 f"{len(x_val):,} validation / {len(self.dataset.x_test):,} test images; {start}"
-                f"{s.epochs} epochs, batch {s.batch_size}"
+                f"{s.epochs} epoch{'s' if s.epochs != 1 else ''}, batch {s.batch_size}"
             )
         reason = "finished"
         try:
