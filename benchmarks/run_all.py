@@ -1,11 +1,13 @@
 """`make bench`: every benchmark, each in its own process, one results.md.
 
 Each script prints a markdown fragment; this collects them with the machine line
-so the README can quote one consistent run.
+and copies the result into the README between its two results.md markers, so
+the README always quotes one consistent run (a test checks the two agree).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -26,18 +28,43 @@ SCRIPTS = [
 ]
 
 
+README = ROOT / "README.md"
+RESULTS = ROOT / "benchmarks" / "results.md"
+START, END = "<!-- results.md: start -->", "<!-- results.md: end -->"
+
+
+def readme_block(results: str) -> str:
+    """results.md as the README shows it: without its title, its sections one heading level down."""
+    body = results.split("\n", 1)[1].strip()
+    return "\n".join("#" + line if line.startswith("## ") else line for line in body.splitlines())
+
+
+def quoted_block(readme: str) -> str:
+    """What the README holds between the markers."""
+    return readme.split(START, 1)[1].split(END, 1)[0].strip()
+
+
+def update_readme(results: str) -> None:
+    text = README.read_text()
+    before, rest = text.split(START, 1)
+    after = rest.split(END, 1)[1]
+    README.write_text(f"{before}{START}\n{readme_block(results)}\n{END}{after}")
+
+
 def main() -> None:
     sections = [f"# Benchmark results\n\nMachine: {machine()}. Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n"
                 "Every ratio is measured against its baseline in the same run.\n"]  # fmt: skip
     for title, script in SCRIPTS:
         print(f"== {title} ({script})", flush=True)
         proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script)], capture_output=True, text=True,
-                              cwd=ROOT, env={"TF_CPP_MIN_LOG_LEVEL": "2", **__import__("os").environ})  # fmt: skip
+                              cwd=ROOT, env={"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ})  # fmt: skip
         body = proc.stdout.strip() if proc.returncode == 0 else f"FAILED (exit {proc.returncode}):\n```\n{proc.stderr[-2000:]}\n```"
         print(body, flush=True)
         sections.append(f"## {title}\n\n{body}\n")
-    (ROOT / "benchmarks" / "results.md").write_text("\n".join(sections))
-    print(f"wrote {ROOT / 'benchmarks' / 'results.md'}")
+    results = "\n".join(sections)
+    RESULTS.write_text(results)
+    update_readme(results)
+    print(f"wrote {RESULTS} and its copy in {README}")
 
 
 if __name__ == "__main__":
