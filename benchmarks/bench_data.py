@@ -12,7 +12,6 @@ costs before the first batch.
 from __future__ import annotations
 
 import statistics
-import struct
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train_torch import cnnspec_epoch  # noqa: E402
-from common import ROOT, interleaved, paired_ratio  # noqa: E402
+from common import ROOT, interleaved, paired_ratio, write_idx_file  # noqa: E402
 
 import cnnspec  # noqa: E402
 from cnnspec.backends import torch_backend  # noqa: E402
@@ -51,8 +50,7 @@ def write_sources(root: Path) -> dict[str, str]:
               "x_test": splits["test"][0], "y_test": splits["test"][1]}  # fmt: skip
     (root / "idx").mkdir()
     for key, array in arrays.items():
-        header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
-        (root / "idx" / IDX_NAMES[key]).write_bytes(header + array.tobytes())
+        write_idx_file(root / "idx" / IDX_NAMES[key], array)
     for split, (x, y) in splits.items():
         for i, (image, label) in enumerate(zip(x, y)):
             folder = root / "png" / split / str(label)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import resource
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT  # noqa: E402
+from common import ROOT, write_idx_file  # noqa: E402
 
 N, BATCH, STEPS, WARMUP, ROUNDS = 60_000, 128, 50, 10, 3
 CONFIGS = {
@@ -46,8 +45,7 @@ def write_idx(folder: Path) -> None:
               "t10k-images-idx3-ubyte": rng.integers(0, 256, (100, 28, 28), dtype=np.uint8),
               "t10k-labels-idx1-ubyte": rng.integers(0, 10, 100).astype(np.uint8)}  # fmt: skip
     for name, array in arrays.items():
-        header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
-        (folder / name).write_bytes(header + array.tobytes())
+        write_idx_file(folder / name, array)
 
 
 def _timed(train_rows, x_len: int) -> float:
@@ -99,19 +97,12 @@ def _hand_written(framework: str, x: np.ndarray, y: np.ndarray) -> float:
                 optimizer.step()
 
         return _timed(steps, len(y))
+    from bench_train_keras import hand_written as keras_hand_written
+
     from cnnspec.backends import quiet_tensorflow
 
     quiet_tensorflow()
-    import keras
-
-    layers = keras.layers
-    net = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(32, 3, padding="same", activation="relu"), layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, padding="same", activation="relu"), layers.MaxPooling2D(2),
-        layers.Flatten(), layers.Dense(64, activation="relu"), layers.Dense(10, activation="softmax"),
-    ])  # fmt: skip
-    net.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    net = keras_hand_written("sparse_categorical_crossentropy")
     return _timed(lambda rows: net.fit(x[rows], y[rows], batch_size=BATCH, epochs=1, verbose=0), len(y))
 
 

@@ -54,6 +54,12 @@ def mnist_shaped(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.random((n, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, n)
 
 
+def write_idx_file(path: Path, array: np.ndarray) -> None:
+    """uint8 array -> one file in MNIST's idx format (uncompressed, so it can be memory-mapped)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
