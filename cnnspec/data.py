@@ -287,13 +287,21 @@ def _from_keras(name: str, cache_path: Path) -> Dataset:
                    _labels(y_test, cache_path), name, names)  # fmt: skip
 
 
-SOURCES: dict[str, Callable[[str], Dataset]] = {
-    "digits": _digits,
-    "mnist": _mnist,
-    "fashion_mnist": _fashion_mnist,
-    "cifar10": _cifar10,
-    "npz": _npz,
-    "idx": _idx,
+# every loader: (path argument, follow_symlinks, stream) -> Dataset; only idx: and folder: use the options
+Loader = Callable[[str, bool, "bool | None"], Dataset]
+
+
+def _in_memory(read: Callable[[str], Dataset]) -> Loader:
+    return lambda arg, follow_symlinks, stream: read(arg)
+
+
+SOURCES: dict[str, Loader] = {
+    "digits": _in_memory(_digits),
+    "mnist": _in_memory(_mnist),
+    "fashion_mnist": _in_memory(_fashion_mnist),
+    "cifar10": _in_memory(_cifar10),
+    "npz": _in_memory(_npz),
+    "idx": lambda arg, follow_symlinks, stream: _idx(arg, stream),
     "folder": _folder,
 }
 NEEDS_PATH = {"npz", "idx", "folder"}
@@ -312,12 +320,7 @@ def load_data(source: str = "digits", follow_symlinks: bool = False, stream: boo
                         "npz:PATH, idx:DIR, folder:PATH")  # fmt: skip
     if (kind in NEEDS_PATH) != bool(arg):
         raise DataError(f"data source {kind!r} {'needs a path: ' + kind + ':PATH' if kind in NEEDS_PATH else 'takes no path'}")
-    if kind == "folder":
-        data = _folder(arg, follow_symlinks, stream)
-    elif kind == "idx":
-        data = _idx(arg, stream)
-    else:
-        data = SOURCES[kind](arg)
+    data = SOURCES[kind](arg, follow_symlinks, stream)
     for split in ("train", "test"):
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
         if len(x) == 0:
