@@ -7,10 +7,13 @@ Builders share one signature: ``(layer spec, input shape (H, W, C) or (F,), seed
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import keras
 from keras import layers, ops
+
+from cnnspec.shapes import window
 
 
 @keras.saving.register_keras_serializable(package="cnnspec")
@@ -33,18 +36,29 @@ class MinPooling2D(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="cnnspec")
 class SumPooling2D(MinPooling2D):
-    """Sum of each window's real cells: a depthwise convolution with a kernel of ones.
+    """Sum of each window's real cells: zero padding by Keras's rule, then a depthwise
+    convolution with a kernel of ones (an exact sum: no mean times an area).
 
-    TensorFlow's ``same`` convolution pads with zeros by Keras's rule, so padded
-    cells add nothing.
+    TensorFlow's stock depthwise kernel (CPUs where oneDNN is off, and CUDA) accepts
+    only equal strides, so the convolution runs at the largest stride both axes share
+    and the output is then subsampled to the spec's strides.
     """
 
     def build(self, input_shape):
-        channels = input_shape[-1]
-        self.ones = ops.ones((*self.pool_size, channels, 1))
+        self.ones = ops.ones((*self.pool_size, input_shape[-1], 1))
+        rows, cols = (window(size, k, s, 1, self.padding)
+                      for size, k, s in zip(input_shape[1:3], self.pool_size, self.strides))  # fmt: skip
+        self.pads = ((0, 0), (rows.pad_before, rows.pad_after), (cols.pad_before, cols.pad_after), (0, 0))
+        shared = math.gcd(*self.strides)
+        self.conv_strides = (shared, shared)
+        self.subsample = (self.strides[0] // shared, self.strides[1] // shared)
 
     def call(self, inputs):
-        return ops.depthwise_conv(inputs, ops.cast(self.ones, inputs.dtype), self.strides, self.padding)
+        x = ops.pad(inputs, self.pads) if any(any(pair) for pair in self.pads) else inputs
+        y = ops.depthwise_conv(x, ops.cast(self.ones, x.dtype), self.conv_strides, "valid")
+        if self.subsample != (1, 1):
+            y = y[:, :: self.subsample[0], :: self.subsample[1], :]
+        return y
 
 
 def _pool_args(layer: Any) -> dict[str, Any]:
