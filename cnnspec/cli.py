@@ -22,6 +22,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 import typer  # noqa: E402
 
 from .errors import CnnspecError, SpecError  # noqa: E402
+from .numerics import ATOL  # noqa: E402
 
 app = typer.Typer(
     name="cnnspec",
@@ -71,9 +72,12 @@ def validate(
 ) -> None:
     """Check a spec: schema, shapes and parameter counts (exit 0 valid, 1 invalid)."""
     from .load import load_spec
+    from .resources import check_resources
 
     try:
-        report = load_spec(spec).summary()
+        loaded = load_spec(spec)
+        report = loaded.summary()
+        check_resources(loaded)  # what training it would take: validate answers that too
     except SpecError as err:
         if as_json:
             typer.echo(json.dumps({"valid": False, "errors": [issue.to_dict() for issue in err.issues]}, indent=2))
@@ -184,7 +188,9 @@ def export_onnx(
     opset: int = typer.Option(17, "--opset", help="ONNX opset (13 or newer)."),
     layout: str = typer.Option("nhwc", "--layout", help="Input layout: nhwc (the spec's, default) or nchw."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare ONNX Runtime with the run's backend."),
-    tolerance: float = typer.Option(1e-5, "--tolerance", help="Largest allowed absolute difference when verifying."),
+    tolerance: float = typer.Option(
+        ATOL, "--tolerance", help="Allowed difference when verifying, scaled by max(1, the largest value in the network)."
+    ),
     quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: static quantization calibrated on training data."),
     fp16: bool = typer.Option(False, "--fp16", help="Float16 weights and arithmetic (float32 input/output)."),
 ) -> None:
@@ -199,14 +205,14 @@ def export_onnx(
         raise typer.BadParameter("choose one of --quantize int8 and --fp16")
     variant = "int8" if quantize else ("fp16" if fp16 else "fp32")
     with user_errors():
-        report = export(run_dir, output, opset=opset, layout=layout, verify=verify, tolerance=tolerance,
+        report = export(run_dir, output, opset=opset, layout=layout, verify=verify, atol=tolerance,
                         variant=variant)  # fmt: skip
     typer.echo(f"Exported {report.path} (opset {report.opset}, {report.layout} input, {report.size_bytes:,} bytes) "
                f"in {report.export_seconds * 1000:.1f} ms")  # fmt: skip
     if report.max_abs_diff is not None:
         before = f" before {report.variant} conversion" if report.variant != "fp32" else ""
         typer.echo(f"Verified: ONNX Runtime vs {report.reference}, max abs difference {report.max_abs_diff:.2e} "
-                   f"(tolerance {tolerance:g}){before}")  # fmt: skip
+                   f"(tolerance {report.tolerance:.1e}){before}")  # fmt: skip
     if report.accuracy is not None:
         change = 100 * (report.accuracy - report.accuracy_fp32)
         speedup = report.images_per_second / report.images_per_second_fp32
@@ -247,7 +253,9 @@ def predict(
 def parity(
     spec: Path = SpecArg,
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights and batch."),
-    tolerance: float = typer.Option(1e-5, "--tolerance", help="Largest allowed absolute difference."),
+    tolerance: float = typer.Option(
+        ATOL, "--tolerance", help="Allowed difference per layer, scaled by max(1, the largest value up to that layer)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Build torch, Keras and ONNX from one set of random weights; compare every layer (exit 1 above tolerance)."""
@@ -255,7 +263,7 @@ def parity(
     from .parity import run_parity
 
     with user_errors():
-        report = run_parity(load_spec(spec), seed=seed, tolerance=tolerance)
+        report = run_parity(load_spec(spec), seed=seed, atol=tolerance)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -263,7 +271,7 @@ def parity(
         for name, why in report.missing.items():
             typer.echo(f"({name} not compared: {why})")
         first = report.first_divergence
-        verdict = (f"OK: every layer within {tolerance:g} (max {report.worst:.2e})" if first is None else
+        verdict = (f"OK: every layer within its tolerance (max difference {report.worst:.2e})" if first is None else
                    f"MISMATCH: first diverging layer '{first['name']}' ({first['type']})")  # fmt: skip
         typer.echo(verdict)
     if not report.ok:

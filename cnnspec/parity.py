@@ -2,7 +2,8 @@
 
 Keras is the reference (the spec speaks Keras). The first layer whose outputs
 differ beyond the tolerance is named, which is what a user needs when they
-doubt a backend.
+doubt a backend. The tolerance is ``cnnspec.numerics``'s rule: ``atol`` scaled
+by the largest magnitude the network has carried up to that layer.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import Any
 import numpy as np
 
 from .errors import BackendUnavailable
+from .numerics import ATOL, layer_tolerances, max_difference
 from .shapes import infer_shapes
 from .spec import ModelSpec
 from .weights import random_weights
 
-TOLERANCE = 1e-5
 ORDER = ("keras", "torch", "onnx")
 
 
@@ -27,8 +28,8 @@ class ParityReport:
     reference: str
     compared: list[str]
     missing: dict[str, str]
-    rows: list[dict[str, Any]] = field(default_factory=list)  # per layer: name, type, shape, {backend: diff}
-    tolerance: float = TOLERANCE
+    rows: list[dict[str, Any]] = field(default_factory=list)  # per layer: name, type, shape, tolerance, {backend: diff}
+    atol: float = ATOL
 
     @property
     def worst(self) -> float:
@@ -36,7 +37,7 @@ class ParityReport:
 
     @property
     def first_divergence(self) -> dict[str, Any] | None:
-        return next((row for row in self.rows if any(d > self.tolerance for d in row["diff"].values())), None)
+        return next((row for row in self.rows if any(d > row["tolerance"] for d in row["diff"].values())), None)
 
     @property
     def ok(self) -> bool:
@@ -46,24 +47,24 @@ class ParityReport:
         first = self.first_divergence
         return {
             "ok": self.ok, "reference": self.reference, "compared": self.compared, "missing": self.missing,
-            "tolerance": self.tolerance, "max_abs_diff": self.worst,
+            "atol": self.atol, "max_abs_diff": self.worst,
             "first_divergence": first["name"] if first else None,
             "layers": [{**row, "shape": list(row["shape"])} for row in self.rows],
         }  # fmt: skip
 
     def table(self) -> str:
-        header = ["layer", "type", "output shape", *[f"{b} vs {self.reference}" for b in self.compared]]
+        header = ["layer", "type", "output shape", *[f"{b} vs {self.reference}" for b in self.compared], "tolerance"]
         lines = [header]
         for row in self.rows:
-            cells = [f"{row['diff'][b]:.2e}" + (" !" if row["diff"][b] > self.tolerance else "") for b in self.compared]
-            lines.append([row["name"], row["type"], "x".join(map(str, row["shape"])), *cells])
+            cells = [f"{row['diff'][b]:.2e}" + (" !" if row["diff"][b] > row["tolerance"] else "") for b in self.compared]
+            lines.append([row["name"], row["type"], "x".join(map(str, row["shape"])), *cells, f"{row['tolerance']:.1e}"])
         widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
         text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
         text.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(text)
 
 
-def run_parity(spec: ModelSpec, seed: int = 0, batch: int = 8, tolerance: float = TOLERANCE) -> ParityReport:
+def run_parity(spec: ModelSpec, seed: int = 0, batch: int = 8, atol: float = ATOL) -> ParityReport:
     """Build each available backend from the same random weights (non-trivial biases and BN
     statistics) and compare every layer's output on one random batch."""
     from .backends import load_backend
@@ -80,9 +81,11 @@ def run_parity(spec: ModelSpec, seed: int = 0, batch: int = 8, tolerance: float 
     x = np.random.default_rng(seed).normal(0.0, 1.0, (batch, *spec.input_shape)).astype(np.float32)
     outputs = {name: backend.layer_outputs(backend.build(spec, weights), x) for name, backend in backends.items()}
     reference, *compared = list(backends)
-    report = ParityReport(spec, reference, compared, missing, tolerance=tolerance)
-    for index, info in enumerate(infer_shapes(spec).layers):
+    report = ParityReport(spec, reference, compared, missing, atol=atol)
+    tolerances = layer_tolerances(x, outputs[reference], atol)
+    for index, (info, tolerance) in enumerate(zip(infer_shapes(spec).layers, tolerances)):
         base = outputs[reference][index]
-        diffs = {name: float(np.abs(outputs[name][index] - base).max()) if base.size else 0.0 for name in compared}
-        report.rows.append({"name": info.name, "type": info.type, "shape": info.output_shape, "diff": diffs})
+        diffs = {name: max_difference(outputs[name][index], base) for name in compared}
+        report.rows.append({"name": info.name, "type": info.type, "shape": info.output_shape,
+                            "tolerance": tolerance, "diff": diffs})  # fmt: skip
     return report
