@@ -31,6 +31,7 @@ _EXPORTS = {
     "Predictor": ".predictor",
     **dict.fromkeys(["load_weights", "save_weights", "initial_weights"], ".weights"),
     **dict.fromkeys(["ShapeReport", "infer_shapes"], ".shapes"),
+    "check_resources": ".resources",
     **dict.fromkeys(
         [
             "Activation", "Adam", "AvgPool2D", "BatchNorm", "Conv2D", "Dense", "Dropout", "EarlyStopping",
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from .predictor import Predictor
     from .train import TrainingInterrupted, TrainResult, train
     from .weights import initial_weights, load_weights, save_weights
+    from .resources import check_resources
     from .shapes import ShapeReport, infer_shapes
     from .spec import (
         SGD, Activation, Adam, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, EarlyStopping, Flatten,

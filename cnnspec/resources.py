@@ -1,8 +1,10 @@
-"""Refuse specs that cannot fit in memory, before anything tries to allocate them.
+"""Refuse to train specs that cannot fit in memory, before anything tries to allocate them.
 
 ``filters: 1000000000`` is a valid number but not a network any machine can hold;
-the validator estimates what training would need and names the layer that makes
-it too big instead of letting a framework die of an out-of-memory error.
+``cnnspec validate`` and ``train`` estimate what training would need and name the
+layer that makes it too big instead of letting a framework die of an out-of-memory
+error. Loading a spec does not check this: a model that is too big to *train* here
+may still be one this machine can run (an exported ``.onnx`` on a small device).
 
 The limit is the machine's physical memory, or ``CNNSPEC_MAX_MEMORY`` (bytes, or
 with a unit: ``64GB``, ``512MB``) when set.
@@ -19,6 +21,7 @@ from .shapes import format_bytes
 
 if TYPE_CHECKING:
     from .shapes import ShapeReport
+    from .spec import ModelSpec
 
 BYTES_PER_VALUE = 4  # float32
 # weights + gradients + two optimizer slots (Adam's m and v, RMSprop's centred average and momentum)
@@ -55,8 +58,15 @@ def training_bytes(report: ShapeReport, batch_size: int) -> int:
     return BYTES_PER_VALUE * (COPIES_OF_PARAMETERS * report.total_params + COPIES_OF_ACTIVATIONS * batch_size * activations)
 
 
-def check_resources(report: ShapeReport, batch_size: int) -> None:
-    """``SpecError`` naming the heaviest layer when the estimate exceeds the memory limit."""
+def check_resources(spec: ModelSpec, batch_size: int | None = None) -> None:
+    """``SpecError`` naming the heaviest layer when training ``spec`` would need more than the memory limit.
+
+    ``batch_size`` defaults to the spec's ``training.batch_size``.
+    """
+    _check_report(spec.summary(), spec.training.batch_size if batch_size is None else batch_size)
+
+
+def _check_report(report: ShapeReport, batch_size: int) -> None:
     need, limit = training_bytes(report, batch_size), memory_limit()
     if need <= limit:
         return

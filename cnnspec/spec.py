@@ -381,7 +381,6 @@ class ModelSpec(_SpecModel):
     @model_validator(mode="after")
     def _names_and_shapes(self) -> ModelSpec:
         from .errors import SpecError, SpecIssue
-        from .resources import check_resources
         from .shapes import infer_shapes
 
         named = [
@@ -403,7 +402,6 @@ class ModelSpec(_SpecModel):
             raise SpecError(duplicates)
         self.layers = named
         report = infer_shapes(self)  # raises SpecError naming the first layer that does not fit
-        check_resources(report, self.training.batch_size)
         if self.class_names is not None and len(self.class_names) != report.output_shape[0]:
             raise SpecError(SpecIssue(
                 f"{len(self.class_names)} class names for an output of {report.output_shape[0]} classes",

@@ -26,6 +26,7 @@ from .data import Dataset, fit_to_spec, is_streamed, load_data, validation_split
 from .errors import RunError
 from .load import load_spec
 from .progress import EpochProgress
+from .resources import check_resources
 from .runs import RunLock, RunPaths, default_run_dir, read_json, write_json
 from .spec import ModelSpec
 from .weights import load_weights, save_weights, spec_hash
@@ -132,6 +133,7 @@ def train(
         paths = RunPaths(Path(out) if out is not None else default_run_dir(spec.name, backend))
         if paths.run.exists() or paths.state.exists():
             raise RunError(f"{paths.root} already holds a run; continue it with --resume {paths.root} or pick another --out")
+    check_resources(spec, settings.batch_size)
     from .backends import TRAINING_BACKENDS, load_backend
 
     if settings.backend not in TRAINING_BACKENDS:

@@ -158,3 +158,51 @@ def test_parity_cli_reports_every_layer():
     assert report["max_abs_diff"] <= 1e-5
     strict = run_cli("parity", "specs/every_layer.yaml", "--tolerance", "0")
     assert strict.returncode == 1 and "MISMATCH: first diverging layer" in strict.stdout
+
+
+def _run_dir_with(root, spec, weights):
+    """A run directory holding ``weights`` as its kept weights (as if a torch run had trained them)."""
+    from cnnspec.runs import RunPaths, write_json
+
+    paths = RunPaths(root)
+    root.mkdir(parents=True)
+    write_json(paths.spec, spec.to_dict())
+    write_json(paths.run, {"settings": {"backend": "torch", "data": "digits"}})
+    cnnspec.save_weights(paths.weights, weights, spec)
+    return root
+
+
+def test_export_accepts_a_correct_large_magnitude_model_and_still_checks_it(tmp_path):
+    """Sums of hundreds in a sum pool, then a linear 3-unit output: float32 rounding there exceeds 1e-5
+    absolute, which once made export refuse a correct model. The rule scales with the network's magnitude."""
+    from cnnspec.backends import torch_backend as tb
+    from cnnspec.numerics import ATOL
+
+    spec = cnnspec.load_spec({"name": "big", "input_shape": [9, 11, 3], "layers": [
+        {"type": "conv2d", "filters": 8, "kernel_size": 3, "padding": "same"},
+        {"type": "sum_pool2d", "pool_size": 3, "strides": [1, 2], "padding": "same"},
+        {"type": "flatten"}, {"type": "dense", "units": 3}]})  # fmt: skip
+    weights = {key: value * 40 for key, value in random_weights(spec, 7).items()}
+    run = _run_dir_with(tmp_path / "run", spec, weights)
+    report = cnnspec.export_onnx(run, tmp_path / "big.onnx")
+    assert report.tolerance > 100 * ATOL  # the network carries values in the thousands
+    assert report.max_abs_diff <= report.tolerance
+    x = np.random.default_rng(1).random((5, *spec.input_shape), dtype=np.float32)
+    got, want = ob.Predictor(tmp_path / "big.onnx").predict(x), tb.predict(tb.build(spec, weights), x)
+    assert np.abs(got - want).max() <= report.tolerance
+    assert np.abs(want).max() > 1e3
+    with pytest.raises(cnnspec.CnnspecError, match="nothing written"):  # the check is still a check
+        cnnspec.export_onnx(run, tmp_path / "strict.onnx", atol=0.0)
+    assert not (tmp_path / "strict.onnx").exists()
+
+
+def test_an_exported_model_runs_where_training_it_would_not_fit(trained_run, tmp_path):
+    """The training-memory estimate belongs to training: inference on a small machine must not be refused."""
+    model = tmp_path / "m.onnx"
+    cnnspec.export_onnx(trained_run, model)
+    np.save(tmp_path / "x.npy", np.zeros((2, 8, 8, 1), np.float32))
+    tiny = {"CNNSPEC_MAX_MEMORY": "1KB"}  # far below what training this spec needs
+    assert run_cli("validate", trained_run / "spec.json", env=tiny).returncode == 1
+    for args in (["evaluate", model, "--json"], ["predict", model, tmp_path / "x.npy"], ["evaluate", trained_run]):
+        result = run_cli(*args, env=tiny)
+        assert result.returncode == 0, (args, result.stderr)

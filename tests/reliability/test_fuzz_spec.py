@@ -81,20 +81,38 @@ def test_resource_limits_refuse_impossible_specs_with_an_estimate():
 
     doc = {"input_shape": [28, 28, 1], "layers": [{"type": "conv2d", "filters": 1_000_000_000, "kernel_size": 3},
                                                   {"type": "flatten"}, {"type": "dense", "units": 10}]}  # fmt: skip
+    spec = cnnspec.load_spec(doc)  # loading is not training: the spec itself is valid
     with pytest.raises(cnnspec.SpecError) as info:
-        cnnspec.load_spec(doc)
+        cnnspec.check_resources(spec)
     issue = info.value.issues[0]
     assert (issue.layer, issue.rule) == (0, "resource_limit")
     assert "TB" in issue.message and "CNNSPEC_MAX_MEMORY" in issue.message
 
 
-def test_resource_limit_is_configurable(monkeypatch):
+def test_resource_limit_is_configurable_and_scales_with_the_batch(monkeypatch):
     import pytest
 
-    spec_doc = json.loads(cnnspec.dump_spec(cnnspec.load_spec("specs/mnist_mlp.yaml"), "json"))
+    spec = cnnspec.load_spec("specs/mnist_mlp.yaml")
     monkeypatch.setenv("CNNSPEC_MAX_MEMORY", "1MB")  # mnist_mlp's 669,706 params alone need ~10 MB to train
     with pytest.raises(cnnspec.SpecError, match="more than the 1.00 MB limit"):
-        cnnspec.load_spec(spec_doc)
+        cnnspec.check_resources(spec)
+    monkeypatch.setenv("CNNSPEC_MAX_MEMORY", "20MB")
+    cnnspec.check_resources(spec, batch_size=1)
+    with pytest.raises(cnnspec.SpecError, match="a batch of 100000 activations"):
+        cnnspec.check_resources(spec, batch_size=100_000)
     monkeypatch.setenv("CNNSPEC_MAX_MEMORY", "not a size")
     with pytest.raises(cnnspec.SpecError, match="CNNSPEC_MAX_MEMORY"):
-        cnnspec.load_spec(spec_doc)
+        cnnspec.check_resources(spec)
+
+
+def test_validate_and_train_check_the_training_memory_but_loading_does_not(tmp_path):
+    from tests.cli.helpers import cnnspec as run_cli
+
+    env = {"CNNSPEC_MAX_MEMORY": "1MB"}
+    result = run_cli("validate", "specs/mnist_mlp.yaml", "--json", env=env)
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["errors"][0]["rule"] == "resource_limit"
+    result = run_cli("train", "specs/mnist_mlp.yaml", "--out", tmp_path / "run", env=env)
+    assert result.returncode == 1 and "more than the 1.00 MB limit" in result.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+    assert run_cli("summary", "specs/mnist_mlp.yaml", env=env).returncode == 0
