@@ -71,5 +71,6 @@ def max_difference(got: Any, expected: Any) -> float:
     if not got.size:
         return 0.0
     same_nonfinite = (got == expected) | (np.isnan(got) & np.isnan(expected))
-    difference = np.where(same_nonfinite, 0.0, np.abs(got - expected))
+    with np.errstate(invalid="ignore"):  # inf - inf: handled by same_nonfinite
+        difference = np.where(same_nonfinite, 0.0, np.abs(got - expected))
     return float(np.nan_to_num(difference, nan=np.inf, posinf=np.inf).max())
