@@ -30,8 +30,14 @@ demo: $(STAMP)
 	$(BIN)/cnnspec report $(DEMO)/torch
 	$(BIN)/cnnspec parity specs/every_layer.yaml
 
+# Keras-involving tests again on TensorFlow's stock kernels: CPUs without AVX-512 VNNI/BF16 or AMX run
+# those by default (oneDNN off), and they refuse things oneDNN accepts.
+STOCK_TF_TESTS := tests/parity tests/backends/test_keras_backend.py tests/backends/test_precision.py \
+                  tests/backends/test_streamed_training.py
+
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	TF_ENABLE_ONEDNN_OPTS=0 $(BIN)/python -m pytest -q -m "not slow" $(STOCK_TF_TESTS)
 
 bench: $(STAMP)
 	$(BIN)/python -m compileall -q cnnspec backends  # fresh bytecode: start-up is part of what is measured

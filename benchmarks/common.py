@@ -61,15 +61,16 @@ def write_idx_file(path: Path, array: np.ndarray) -> None:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    """The hardware every figure depends on: CPU model and its vector/bf16 flags, TensorFlow's oneDNN, GPUs."""
+    from cnnspec.hardware import describe, gpu_description
+
+    facts = describe()
+    flags = ", ".join(facts["flags"]) or "none of note"
+    bf16 = ("native, with AMX matrix units" if facts["bf16_matrix_units"] else
+            "native (dot products only)" if facts["native_bf16"] else "emulated")  # fmt: skip
+    return (f"{facts['cpu']} ({facts['machine']}), {facts['cores']} cores; flags: {flags}; bf16: {bf16}; "
+            f"TensorFlow oneDNN: {'on' if facts['tensorflow_onednn'] else 'off'}; "
+            f"GPU: {gpu_description() or 'none'}; Python {platform.python_version()}")
 
 
 def training_table(framework: str, n: int, batch: int, times: dict[str, list[float]], labels: dict[str, str],

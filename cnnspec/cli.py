@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -21,7 +22,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 import typer  # noqa: E402
 
-from .errors import CnnspecError, SpecError  # noqa: E402
+from .errors import CnnspecError, CnnspecWarning, SpecError  # noqa: E402
 from .numerics import ATOL  # noqa: E402
 
 app = typer.Typer(
@@ -58,11 +59,23 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """cnnspec's own warnings as one plain line; anything else as Python shows it."""
+    if issubclass(category, CnnspecWarning):
+        typer.echo(f"warning: {message}", err=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
 @app.callback()
 def main(
     version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
     """cnnspec: one spec, every framework, the same outputs."""
+    warnings.showwarning = _show_warning
 
 
 @app.command()
@@ -129,7 +142,10 @@ def train(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override training.batch_size."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Override the optimizer's learning_rate."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override training.seed."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 (default, exact parity) or bf16."),
+    precision: Optional[str] = typer.Option(
+        None, "--precision", help="auto (default: bf16 only where this machine computes it natively and faster), fp32 "
+        "(exact parity with every backend) or bf16.",
+    ),  # fmt: skip
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/<spec>-<backend>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
     resize: bool = typer.Option(False, "--resize", help="Resize images (and convert channels) to the spec's input_shape."),
@@ -146,8 +162,8 @@ def train(
 
     if spec is None and resume is None:
         raise typer.BadParameter("give a SPEC to train, or --resume RUN_DIR")
-    if precision is not None and precision not in ("fp32", "bf16"):
-        raise typer.BadParameter(f"--precision must be fp32 or bf16, got {precision!r}")
+    if precision is not None and precision not in ("auto", "fp32", "bf16"):
+        raise typer.BadParameter(f"--precision must be auto, fp32 or bf16, got {precision!r}")
     with user_errors():
         try:
             train_spec(spec, backend, data, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,

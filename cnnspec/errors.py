@@ -89,3 +89,7 @@ class BackendUnavailable(CnnspecError):
 
 class ModelFileError(CnnspecError):
     """An exported model file that is missing, corrupt, or not cnnspec's."""
+
+
+class CnnspecWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints it as one line)."""

@@ -329,7 +329,9 @@ class TrainingSpec(_SpecModel):
     validation_split: Rate = 0.1
     seed: NonNegativeInt = 0
     early_stopping: EarlyStopping | None = None
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto", description="auto: bf16 only where this machine computes it natively and faster, else fp32"
+    )
 
     @field_validator("optimizer", mode="before")
     @classmethod

@@ -24,6 +24,7 @@ import numpy as np
 from . import __version__
 from .data import Dataset, fit_to_spec, is_streamed, load_data, validation_split
 from .errors import RunError
+from .hardware import PRECISIONS, choose_precision, warn_if_emulated
 from .load import load_spec
 from .progress import EpochProgress
 from .resources import check_resources
@@ -47,7 +48,8 @@ class RunSettings:
     learning_rate: float
     seed: int
     validation_split: float
-    precision: str = "fp32"
+    precision: str = "fp32"  # what runs: fp32 or bf16 (``auto`` is decided when the run starts)
+    precision_reason: str = ""  # why: the hardware facts behind the choice
     resize: bool = False
     stream: bool | None = None  # None: stream idx:/folder: images from disk only when they would not fit in memory
 
@@ -88,6 +90,11 @@ def _settings(spec: ModelSpec, backend: str, data: str, overrides: dict[str, Any
             raise RunError(f"--{key.replace('_', '-')} must be at least 1, got {chosen[key]}")
     if chosen["learning_rate"] <= 0:
         raise RunError(f"--lr must be positive, got {chosen['learning_rate']}")
+    if chosen["precision"] not in PRECISIONS:
+        raise RunError(f"--precision must be one of {', '.join(PRECISIONS)}, got {chosen['precision']!r}")
+    choice = choose_precision(chosen["precision"], backend)
+    warn_if_emulated(choice)
+    chosen.update(precision=choice.precision, precision_reason=choice.reason)
     return RunSettings(backend=backend, data=data, validation_split=t.validation_split, resize=resize, stream=stream,
                        **chosen)  # fmt: skip
 
@@ -124,6 +131,7 @@ def train(
         settings = RunSettings(**read_json(paths.run, "run settings")["settings"])
         if epochs is not None:
             settings.epochs = epochs
+        warn_if_emulated(choose_precision(settings.precision, settings.backend))  # another machine, perhaps
     else:
         if spec is None:
             raise RunError("train needs a spec (or resume=RUN_DIR)")
@@ -213,7 +221,8 @@ class _Run:
             print(
                 f"Training {self.spec.name} with {s.backend} on {source}: {len(x_train):,} train / "
                 f"{len(x_val):,} validation / {len(self.dataset.x_test):,} test images; {start}"
-                f"{s.epochs} epoch{'s' if s.epochs != 1 else ''}, batch {s.batch_size}"
+                f"{s.epochs} epoch{'s' if s.epochs != 1 else ''}, batch {s.batch_size}, {s.precision}"
+                + (f" ({s.precision_reason})" if s.precision_reason.startswith("auto") else "")
             )
         reason = "finished"
         try:
@@ -329,7 +338,13 @@ class _Run:
         if paths.weights.exists():
             self.framework.set_weights(self.model, load_weights(paths.weights, self.spec))
         x_test, y_test = self.dataset.x_test, self.dataset.y_test
-        test = self.trainer.evaluate(self.trainer.prepare(x_test, y_test))
+        # The kept weights are float32 and every later use (evaluate, export, other backends) runs them in
+        # float32, so the test metrics do too, whatever precision trained them.
+        trainer = self.trainer
+        if self.settings.precision != "fp32":
+            model = self.framework.build(self.spec, self.framework.get_weights(self.model), seed=self.settings.seed)
+            trainer = self.framework.Trainer(model, self.spec.training)
+        test = trainer.evaluate(trainer.prepare(x_test, y_test))
         metrics = {
             "accuracy": test["accuracy"], "loss": test["loss"], "n": int(len(x_test)),
             "best_epoch": p.best_epoch, "epochs_run": p.epoch, "stop_reason": reason,

@@ -90,9 +90,3 @@ def test_keras_cli_output_has_no_tensorflow_startup_noise(tmp_path):
     assert "Epoch 1/1" in result.stdout
     for noise in ("absl::InitializeLog", "oneDNN custom operations", "cuda drivers", "cuInit"):
         assert noise not in result.stderr, result.stderr
-
-
-@pytest.mark.slow
-def test_digits_cnn_reaches_98_percent_in_30_epochs(tmp_path):
-    result = cnnspec.train("specs/digits_cnn.yaml", "keras", out=tmp_path / "run", verbose=False)
-    assert result.metrics["accuracy"] >= 0.98, result.metrics
