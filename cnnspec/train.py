@@ -237,13 +237,18 @@ class _Run:
                 f"interrupted; epochs up to {self.progress.epoch} are saved. "
                 f"Continue with: cnnspec train --resume {self.paths.root}"
             ) from None
-        result = self._finish(reason)
-        if reason == "nan":
-            raise RunError(
-                f"the loss became NaN or infinite in epoch {p.epoch + 1}; training stopped and the weights of "
-                f"epoch {p.best_epoch} were kept in {self.paths.weights}. Try a lower learning rate."
-            )
-        return result
+        if reason != "nan":
+            return self._finish(reason)
+        # Only finite weights are evaluated: the model in memory holds the diverged ones.
+        if self.paths.weights.exists():
+            self._finish(reason)
+            kept = f"the weights of epoch {p.best_epoch} were kept in {self.paths.weights}"
+        else:
+            kept = "no epoch ended with finite weights, so none were kept"
+        raise RunError(
+            f"the loss became NaN or infinite in epoch {p.epoch + 1}; training stopped and {kept}. "
+            "Try a lower learning rate."
+        )
 
     def _epoch(self, epoch: int, train_data: Any, val_data: Any, n_train: int) -> str:
         s, p = self.settings, self.progress

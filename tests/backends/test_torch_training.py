@@ -89,12 +89,15 @@ def test_overrides_and_npz_data(tmp_path):
     assert (settings["epochs"], settings["batch_size"], settings["data"]) == (2, 8, f"npz:{data}")
 
 
-def test_nan_loss_stops_with_a_clear_message_and_keeps_good_weights(tmp_path):
+# bf16 too: its test metrics come from a float32 copy of the model, which must never be built from
+# diverged weights (CI on an AMX machine chose bf16 through --precision auto and failed there).
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_nan_loss_stops_with_a_clear_message_and_keeps_good_weights(tmp_path, precision):
     spec = {**TINY, "training": {"optimizer": {"type": "sgd", "learning_rate": 1e30}, "epochs": 5}}
     spec["layers"] = [layer for layer in TINY["layers"] if layer["type"] != "batch_norm"]
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
-    proc = run_cli("train", path, "--out", tmp_path / "run")
+    proc = run_cli("train", path, "--out", tmp_path / "run", "--precision", precision)
     assert_clean_failure(proc)
     assert "NaN" in proc.stderr and "lower learning rate" in proc.stderr
     # nothing finite was ever reached, or the kept weights are finite
