@@ -11,6 +11,7 @@ when it stays flat, cost grows in proportion to work.
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -20,22 +21,22 @@ from bench_train_torch import cnnspec_epoch  # noqa: E402
 from common import ROOT, interleaved, mnist_shaped  # noqa: E402
 
 import cnnspec  # noqa: E402
-from cnnspec.shapes import infer_shapes  # noqa: E402
 
 N, ROUNDS = 5_120, 5
 BATCHES = [16, 32, 64, 128, 256, 512]
 
 
 def forward_flops(spec) -> int:
-    """2 x multiply-adds per image of the conv and dense layers (the rest is a rounding error)."""
+    """2 x multiply-adds per image of the layers with kernels (the rest is a rounding error).
+
+    A kernel's every weight meets one input per output position: conv (kh, kw, in, out) at
+    H x W positions, dense (in, out) at one.
+    """
     total = 0
-    for layer, shape in zip(spec.layers, infer_shapes(spec).layers):
-        if layer.type not in ("conv2d", "dense"):
-            continue
-        units = layer.filters if layer.type == "conv2d" else layer.units
-        kernel_params = shape.params - (units if layer.use_bias else 0)
-        positions = shape.output_shape[0] * shape.output_shape[1] if layer.type == "conv2d" else 1
-        total += 2 * kernel_params * positions
+    for layer, shape in zip(spec.layers, spec.summary().layers):
+        kernels = [size for name, size in layer.variables(shape.input_shape).items() if name.endswith("kernel")]
+        positions = math.prod(shape.output_shape[:-1])
+        total += sum(2 * math.prod(size) * positions for size in kernels)
     return total
 
 

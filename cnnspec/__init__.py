@@ -32,14 +32,9 @@ _EXPORTS = {
     **dict.fromkeys(["load_weights", "save_weights", "initial_weights"], ".weights"),
     **dict.fromkeys(["ShapeReport", "infer_shapes"], ".shapes"),
     "check_resources": ".resources",
-    **dict.fromkeys(
-        [
-            "Activation", "Adam", "AvgPool2D", "BatchNorm", "Conv2D", "Dense", "Dropout", "EarlyStopping",
-            "Flatten", "GlobalAvgPool2D", "GlobalMaxPool2D", "MaxPool2D", "MinPool2D", "ModelSpec", "RMSprop",
-            "SGD", "SumPool2D", "TrainingSpec",
-        ],  # fmt: skip
-        ".spec",
-    ),
+    **dict.fromkeys(["Adam", "EarlyStopping", "ModelSpec", "RMSprop", "SGD", "TrainingSpec"], ".spec"),
+    "LayerSpec": ".layers",
+    "register_layer": ".registry",
 }
 
 if TYPE_CHECKING:
@@ -56,22 +51,31 @@ if TYPE_CHECKING:
     from .weights import initial_weights, load_weights, save_weights
     from .resources import check_resources
     from .shapes import ShapeReport, infer_shapes
-    from .spec import (
-        SGD, Activation, Adam, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, EarlyStopping, Flatten,
-        GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, MinPool2D, ModelSpec, RMSprop, SumPool2D, TrainingSpec,
-    )  # fmt: skip
+    from .layers import *  # noqa: F403  (every registered layer class)
+    from .registry import register_layer
+    from .spec import SGD, Adam, EarlyStopping, ModelSpec, RMSprop, TrainingSpec
+
+
+def _layer_classes() -> dict[str, Any]:
+    """The registered layer classes by class name (importing the spec registers them)."""
+    from .registry import LAYER_CLASSES
+    from .spec import ModelSpec  # noqa: F401
+
+    return {cls.__name__: cls for cls in LAYER_CLASSES.values()}
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
+    if name == "__all__":  # asked for by `from cnnspec import *`: the layer classes come from the registry
+        value: Any = sorted([*_EXPORTS, *_layer_classes()])
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    elif not name.startswith("_") and name[:1].isupper() and name in _layer_classes():
+        value = _layer_classes()[name]
+    else:
         raise AttributeError(f"module 'cnnspec' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
-
-
-__all__ = sorted(_EXPORTS)
+    return sorted({*globals(), *_EXPORTS, *_layer_classes()})

@@ -145,10 +145,8 @@ def data_grid(images: np.ndarray, labels: np.ndarray, names: Sequence[str], titl
 def architecture_figure(report: Any) -> bytes:
     """Boxes per layer with output shapes, top to bottom, as Keras's plot_model draws them."""
     plt = _plt()
-    from .shapes import KERAS_CLASS
-
     boxes = [("input", "InputLayer", report.input_shape)] + [
-        (layer.name, KERAS_CLASS[layer.type], layer.output_shape) for layer in report.layers
+        (layer.name, layer.keras_class, layer.output_shape) for layer in report.layers
     ]
     height = 0.9 * len(boxes) + 0.5
     longest = max(len(f"{name} ({kind})") for name, kind, _ in boxes)

@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): clips probabilities in the cross-entropy
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805  # keras.activations.selu
 LEAKY_RELU_SLOPE = 0.2  # keras.activations.leaky_relu's default (torch's is 0.01)
+# Keras's cross-entropy reaches behind a final softmax *or sigmoid* for its input and treats it
+# as logits (keras/src/backend/tensorflow/nn.py, `_keras_logits`); other outputs are probabilities,
+# renormalised and clipped to [KERAS_EPSILON, 1 - KERAS_EPSILON].
+LOGIT_ACTIVATIONS = ("softmax", "sigmoid")
+
+# -- ONNX -------------------------------------------------------------------------------------
+# 13: Softmax over one axis (channels); below, it flattens. 25: the newest ONNX Runtime 1.31 runs
+# (onnx 1.23 can write up to 28, which the runtime then refuses).
+MIN_OPSET, DEFAULT_OPSET, MAX_OPSET = 13, 17, 25
 
 # -- the tolerance rule ---------------------------------------------------------------------
 # Two correct float32 implementations of the same layer differ by rounding: each framework
@@ -74,3 +83,23 @@ def max_difference(got: Any, expected: Any) -> float:
     with np.errstate(invalid="ignore"):  # inf - inf: handled by same_nonfinite
         difference = np.where(same_nonfinite, 0.0, np.abs(got - expected))
     return float(np.nan_to_num(difference, nan=np.inf, posinf=np.inf).max())
+
+
+def crossentropy(labels: Any, probabilities: Any, logits: Any = None) -> Any:
+    """Per-sample categorical cross-entropy as Keras computes it, in float64 numpy.
+
+    From ``logits`` when the model has them (it ends in a softmax or sigmoid),
+    else from ``probabilities`` renormalised and clipped. The torch trainer applies
+    the same rule with torch operations.
+    """
+    import numpy as np
+
+    rows = np.arange(len(labels))
+    if logits is not None:
+        z = np.asarray(logits, dtype=np.float64)
+        z = z - z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    else:
+        p = np.asarray(probabilities, dtype=np.float64)
+        log_p = np.log(np.clip(p / p.sum(axis=1, keepdims=True), KERAS_EPSILON, 1 - KERAS_EPSILON))
+    return -log_p[rows, np.asarray(labels)]

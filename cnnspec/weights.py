@@ -28,38 +28,12 @@ if TYPE_CHECKING:
 Weights = dict[str, np.ndarray]
 
 
-def _variables(layer: Any, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> dict[str, tuple]:
-    """Variable name -> Keras shape for one layer (empty for layers without weights)."""
-    if layer.type == "conv2d":
-        kh, kw = layer.kernel_size
-        shapes = {"kernel": (kh, kw, input_shape[-1], layer.filters)}
-        if layer.use_bias:
-            shapes["bias"] = (layer.filters,)
-        return shapes
-    if layer.type == "dense":
-        shapes = {"kernel": (input_shape[0], layer.units)}
-        if layer.use_bias:
-            shapes["bias"] = (layer.units,)
-        return shapes
-    if layer.type == "batch_norm":
-        channels = (input_shape[-1],)
-        shapes = {}
-        if layer.scale:
-            shapes["gamma"] = channels
-        if layer.center:
-            shapes["beta"] = channels
-        shapes["moving_mean"] = channels
-        shapes["moving_variance"] = channels
-        return shapes
-    return {}
-
-
 def expected_weights(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     """Every canonical key of ``spec`` and its Keras-layout shape, in layer order."""
     report = spec.summary()
     expected = {}
     for layer, info in zip(spec.layers, report.layers):
-        for variable, shape in _variables(layer, info.input_shape, info.output_shape).items():
+        for variable, shape in layer.variables(info.input_shape).items():
             expected[f"{layer.name}/{variable}"] = shape
     return expected
 
@@ -73,7 +47,7 @@ def initial_weights(spec: ModelSpec, seed: int = 0) -> Weights:
     weights: Weights = {}
     for key, shape in expected_weights(spec).items():
         variable = key.rsplit("/", 1)[1]
-        if variable == "kernel":
+        if variable.endswith("kernel"):  # kernel, depthwise_kernel ...: glorot_uniform over Keras's fans
             receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
             fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
             limit = np.sqrt(6.0 / (fan_in + fan_out))

@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from cnnspec.spec import ACTIVATIONS
+from cnnspec.fields import ACTIVATIONS
 
 IMAGE_TYPES = [
     "conv2d", "max_pool2d", "avg_pool2d", "min_pool2d", "sum_pool2d",

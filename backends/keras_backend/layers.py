@@ -1,18 +1,23 @@
-"""Keras layers for each spec type, and the builder table spec type -> keras layer.
+"""Keras layers for each spec class, one registered builder each.
 
 Most types are Keras's own classes. Min and sum pooling have no Keras class; they
 are small layers built from ``keras.ops`` with the same ``valid``/``same`` rules.
-Builders share one signature: ``(layer spec, input shape (H, W, C) or (F,), seed) -> keras layer``.
+A builder takes ``(layer spec, input shape (H, W, C) or (F,), seed)`` and returns a
+Keras layer named like the spec's layer, whose variables carry the canonical names.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import keras
 from keras import layers, ops
 
+from cnnspec.layers import (
+    Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, GlobalMaxPool2D,
+    LayerSpec, MaxPool2D, MinPool2D, SumPool2D,
+)  # fmt: skip
 from cnnspec.shapes import window
 
 
@@ -61,32 +66,75 @@ class SumPooling2D(MinPooling2D):
         return y
 
 
-def _pool_args(layer: Any) -> dict[str, Any]:
-    return {"pool_size": tuple(layer.pool_size), "strides": tuple(layer.strides), "padding": layer.padding}
-
-
 Builder = Callable[[Any, tuple, int], layers.Layer]
-BUILDERS: dict[str, Builder] = {
-    "conv2d": lambda layer, shape, seed: layers.Conv2D(
+BUILDERS: dict[type[LayerSpec], Builder] = {}
+B = TypeVar("B", bound=Builder)
+
+
+def builds(*classes: type[LayerSpec]) -> Callable[[B], B]:
+    """Register the decorated function as the Keras builder of ``classes``."""
+
+    def register(builder: B) -> B:
+        BUILDERS.update(dict.fromkeys(classes, builder))
+        return builder
+
+    return register
+
+
+@builds(Conv2D)
+def _conv(layer: Conv2D, shape: tuple, seed: int) -> layers.Layer:
+    return layers.Conv2D(
         layer.filters, tuple(layer.kernel_size), strides=tuple(layer.strides), padding=layer.padding,
         dilation_rate=tuple(layer.dilation_rate), activation=layer.activation, use_bias=layer.use_bias,
         name=layer.name,
-    ),  # fmt: skip
-    "max_pool2d": lambda layer, shape, seed: layers.MaxPooling2D(**_pool_args(layer), name=layer.name),
-    "avg_pool2d": lambda layer, shape, seed: layers.AveragePooling2D(**_pool_args(layer), name=layer.name),
-    "min_pool2d": lambda layer, shape, seed: MinPooling2D(**_pool_args(layer), name=layer.name),
-    "sum_pool2d": lambda layer, shape, seed: SumPooling2D(**_pool_args(layer), name=layer.name),
-    "global_avg_pool2d": lambda layer, shape, seed: layers.GlobalAveragePooling2D(name=layer.name),
-    "global_max_pool2d": lambda layer, shape, seed: layers.GlobalMaxPooling2D(name=layer.name),
-    "batch_norm": lambda layer, shape, seed: layers.BatchNormalization(
-        momentum=layer.momentum, epsilon=layer.epsilon, center=layer.center, scale=layer.scale, name=layer.name
-    ),
-    "dropout": lambda layer, shape, seed: layers.Dropout(layer.rate, seed=seed, name=layer.name),
-    "flatten": lambda layer, shape, seed: layers.Flatten(name=layer.name),
-    "dense": lambda layer, shape, seed: layers.Dense(
-        layer.units, activation=layer.activation, use_bias=layer.use_bias, name=layer.name
-    ),
-    "activation": lambda layer, shape, seed: layers.Activation(layer.activation, name=layer.name),
-}
+    )  # fmt: skip
 
-__all__ = ["BUILDERS", "MinPooling2D", "SumPooling2D"]
+
+_POOLS: dict[type[LayerSpec], Callable[..., layers.Layer]] = {
+    MaxPool2D: layers.MaxPooling2D, AvgPool2D: layers.AveragePooling2D, MinPool2D: MinPooling2D, SumPool2D: SumPooling2D,
+}  # fmt: skip
+
+
+@builds(*_POOLS)
+def _pool(layer: Any, shape: tuple, seed: int) -> layers.Layer:
+    return _POOLS[type(layer)](tuple(layer.pool_size), tuple(layer.strides), layer.padding, name=layer.name)
+
+
+@builds(GlobalAvgPool2D)
+def _global_avg_pool(layer: GlobalAvgPool2D, shape: tuple, seed: int) -> layers.Layer:
+    return layers.GlobalAveragePooling2D(name=layer.name)
+
+
+@builds(GlobalMaxPool2D)
+def _global_max_pool(layer: GlobalMaxPool2D, shape: tuple, seed: int) -> layers.Layer:
+    return layers.GlobalMaxPooling2D(name=layer.name)
+
+
+@builds(BatchNorm)
+def _batch_norm(layer: BatchNorm, shape: tuple, seed: int) -> layers.Layer:
+    return layers.BatchNormalization(
+        momentum=layer.momentum, epsilon=layer.epsilon, center=layer.center, scale=layer.scale, name=layer.name
+    )
+
+
+@builds(Dropout)
+def _dropout(layer: Dropout, shape: tuple, seed: int) -> layers.Layer:
+    return layers.Dropout(layer.rate, seed=seed, name=layer.name)
+
+
+@builds(Flatten)
+def _flatten(layer: Flatten, shape: tuple, seed: int) -> layers.Layer:
+    return layers.Flatten(name=layer.name)
+
+
+@builds(Dense)
+def _dense(layer: Dense, shape: tuple, seed: int) -> layers.Layer:
+    return layers.Dense(layer.units, activation=layer.activation, use_bias=layer.use_bias, name=layer.name)
+
+
+@builds(Activation)
+def _activation(layer: Activation, shape: tuple, seed: int) -> layers.Layer:
+    return layers.Activation(layer.activation, name=layer.name)
+
+
+__all__ = ["BUILDERS", "MinPooling2D", "SumPooling2D", "builds"]

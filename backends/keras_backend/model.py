@@ -9,7 +9,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from cnnspec.shapes import infer_shapes
 from cnnspec.spec import ModelSpec
 from cnnspec.weights import Weights, check_weights, expected_weights
 
@@ -25,7 +24,7 @@ def compile_model(spec: ModelSpec, seed: int = 0, precision: str = "fp32") -> ke
     bf16: Keras's ``mixed_bfloat16`` policy (float32 variables), except the last
     layer, which stays float32 so the output and the loss are float32.
     """
-    report = infer_shapes(spec)
+    report = spec.summary()
     previous = keras.config.dtype_policy()
     try:
         inputs = keras.Input(shape=tuple(spec.input_shape))
@@ -33,7 +32,7 @@ def compile_model(spec: ModelSpec, seed: int = 0, precision: str = "fp32") -> ke
         last = len(spec.layers) - 1
         for index, (layer, info) in enumerate(zip(spec.layers, report.layers)):
             keras.config.set_dtype_policy(POLICIES[precision] if index < last else "float32")
-            x = BUILDERS[layer.type](layer, info.input_shape, seed * 1000 + index)(x)
+            x = BUILDERS[type(layer)](layer, info.input_shape, seed * 1000 + index)(x)
     finally:
         keras.config.set_dtype_policy(previous)
     return keras.Model(inputs, x, name=spec.name)

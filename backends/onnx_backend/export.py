@@ -10,17 +10,14 @@ from onnx import helper
 
 from cnnspec import __version__
 from cnnspec.errors import CnnspecError
-from cnnspec.shapes import infer_shapes
 from cnnspec.spec import ModelSpec
+from cnnspec.numerics import DEFAULT_OPSET, LOGIT_ACTIVATIONS, MAX_OPSET, MIN_OPSET
 from cnnspec.weights import Weights, check_weights
 
 from .graph import BUILDERS, FLOAT, Graph
 
-# 13: Softmax over one axis (channels); below, it flattens. 25: the newest ONNX Runtime 1.31 runs
-# (onnx 1.23 can write up to 28, which the runtime then refuses).
-MIN_OPSET, DEFAULT_OPSET, MAX_OPSET = 13, 17, 25
 LAYOUTS = ("nhwc", "nchw")
-LOGIT_OPS = ("Softmax", "Sigmoid")  # Keras's loss reads the input of either as logits
+LOGIT_OPS = tuple(name.capitalize() for name in LOGIT_ACTIVATIONS)  # Keras's loss reads their input as logits
 
 
 def _dims(shape: tuple[int, ...]) -> list[Any]:
@@ -58,9 +55,9 @@ def to_onnx(
     else:
         input_info = helper.make_tensor_value_info("input", FLOAT, ["batch", channels, height, width])
         x = "input"
-    report = infer_shapes(spec)
+    report = spec.summary()
     for layer, info in zip(spec.layers, report.layers):
-        x = BUILDERS[layer.type](graph, layer, x, info.input_shape)
+        x = BUILDERS[type(layer)](graph, layer, x, info.input_shape)
     last = graph.nodes[-1]
     classes = report.output_shape[0]
     outputs = [helper.make_tensor_value_info(graph.node("Identity", [x], "output"), FLOAT, ["batch", classes])]
@@ -95,7 +92,7 @@ def check_model(model: onnx.ModelProto, spec: ModelSpec) -> None:
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     shapes = {vi.name: [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.type.tensor_type.shape.dim]
               for vi in [*inferred.graph.value_info, *inferred.graph.output]}  # fmt: skip
-    for info in infer_shapes(spec).layers:
+    for info in spec.summary().layers:
         expected = _dims(info.output_shape)
         got = shapes.get(info.name)
         if got is not None and got[1:] != expected[1:]:

@@ -1,8 +1,8 @@
 """spec + canonical weights -> ONNX graph, built directly with ``onnx.helper``.
 
-No torch.onnx, no tf2onnx: one builder per layer type in ``BUILDERS``, each
-appending a few nodes, so export takes milliseconds. Tensors are NCHW inside;
-padding comes from ``cnnspec.shapes`` as explicit ``pads`` [top, left, bottom,
+No torch.onnx, no tf2onnx: one registered builder per spec class in ``BUILDERS``,
+each appending a few nodes, so export takes milliseconds. Tensors are NCHW inside;
+padding comes from the layer's own ``windows`` as explicit ``pads`` [top, left, bottom,
 right]. Every layer's output tensor is named after the layer, so the graph
 reads like the spec in Netron and the parity tool can fetch any of them.
 """
@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from cnnspec.shapes import spatial_windows
+from cnnspec.layers import (
+    Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, GlobalMaxPool2D,
+    LayerSpec, MaxPool2D, MinPool2D, SumPool2D, WindowedLayer,
+)  # fmt: skip
+from cnnspec.numerics import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
 from cnnspec.weights import Weights
-
-SELU_ALPHA, SELU_GAMMA = 1.6732632423543772, 1.0507009873554805
-LEAKY_RELU_SLOPE = 0.2  # Keras's default
 
 
 @dataclass
@@ -55,7 +56,7 @@ ACTIVATIONS: dict[str, Callable[[Graph, str, str], str]] = {
     "linear": lambda g, x, out: g.node("Identity", [x], out),
     "relu": lambda g, x, out: g.node("Relu", [x], out),
     "elu": lambda g, x, out: g.node("Elu", [x], out, alpha=1.0),
-    "selu": lambda g, x, out: g.node("Selu", [x], out, alpha=SELU_ALPHA, gamma=SELU_GAMMA),
+    "selu": lambda g, x, out: g.node("Selu", [x], out, alpha=SELU_ALPHA, gamma=SELU_SCALE),
     "sigmoid": lambda g, x, out: g.node("Sigmoid", [x], out),
     "tanh": lambda g, x, out: g.node("Tanh", [x], out),
     "softmax": lambda g, x, out: g.node("Softmax", [x], out, axis=1),  # channels: NCHW axis 1 (opset >= 13)
@@ -70,9 +71,24 @@ def _activate(g: Graph, x: str, activation: str, name: str) -> str:
     return ACTIVATIONS[activation](g, x, name)
 
 
-# -- layers ----------------------------------------------------------------------------------
-def _window_attrs(layer: Any, shape: tuple, kernel: tuple) -> dict[str, Any]:
-    rows, cols = spatial_windows(layer, shape)
+# -- layers: one builder per spec class ------------------------------------------------------
+Builder = Callable[[Graph, Any, str, tuple], str]
+BUILDERS: dict[type[LayerSpec], Builder] = {}
+B = TypeVar("B", bound=Builder)
+
+
+def builds(*classes: type[LayerSpec]) -> Callable[[B], B]:
+    """Register the decorated function as the ONNX builder of ``classes``: (graph, layer, input, shape) -> output."""
+
+    def register(builder: B) -> B:
+        BUILDERS.update(dict.fromkeys(classes, builder))
+        return builder
+
+    return register
+
+
+def _window_attrs(layer: WindowedLayer, shape: tuple, kernel: tuple) -> dict[str, Any]:
+    rows, cols = layer.windows(shape)
     return {
         "kernel_shape": list(kernel),
         "strides": list(layer.strides),
@@ -80,6 +96,7 @@ def _window_attrs(layer: Any, shape: tuple, kernel: tuple) -> dict[str, Any]:
     }
 
 
+@builds(Conv2D)
 def _conv(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     kernel = g.weights[f"{layer.name}/kernel"].transpose(3, 2, 0, 1)  # Keras (kh, kw, in, out) -> (out, in, kh, kw)
     inputs = [x, g.constant(f"{layer.name}/kernel", kernel)]
@@ -91,22 +108,26 @@ def _conv(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     return y if layer.activation == "linear" else _activate(g, y, layer.activation, layer.name)
 
 
+@builds(MaxPool2D)
 def _max_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     # ONNX MaxPool's padding never wins a window, as in Keras
     return g.node("MaxPool", [x], layer.name, **_window_attrs(layer, shape, layer.pool_size))
 
 
+@builds(MinPool2D)
 def _min_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     negated = g.node("Neg", [x], f"{layer.name}/neg")
     pooled = g.node("MaxPool", [negated], f"{layer.name}/max", **_window_attrs(layer, shape, layer.pool_size))
     return g.node("Neg", [pooled], layer.name)
 
 
+@builds(AvgPool2D)
 def _avg_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     attrs = _window_attrs(layer, shape, layer.pool_size)
     return g.node("AveragePool", [x], layer.name, count_include_pad=0, **attrs)  # real cells only
 
 
+@builds(SumPool2D)
 def _sum_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     # a depthwise Conv with a kernel of ones, as the Keras layer computes it: zero padding adds
     # nothing, and the sum is exact (a mean times the area would round twice, off by 1e-5 on big sums)
@@ -115,13 +136,15 @@ def _sum_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     return g.node("Conv", [x, ones], layer.name, group=channels, **_window_attrs(layer, shape, layer.pool_size))
 
 
-def _global(op: str) -> Callable[[Graph, Any, str, tuple], str]:
-    def build(g: Graph, layer: Any, x: str, shape: tuple) -> str:
-        return g.node("Flatten", [g.node(op, [x], f"{layer.name}/pool")], layer.name, axis=1)
-
-    return build
+_GLOBAL_OPS = {GlobalAvgPool2D: "GlobalAveragePool", GlobalMaxPool2D: "GlobalMaxPool"}
 
 
+@builds(*_GLOBAL_OPS)
+def _global_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+    return g.node("Flatten", [g.node(_GLOBAL_OPS[type(layer)], [x], f"{layer.name}/pool")], layer.name, axis=1)
+
+
+@builds(BatchNorm)
 def _batch_norm(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     channels = shape[-1]
     w = g.weights
@@ -138,12 +161,14 @@ def _batch_norm(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     return g.node("BatchNormalization", inputs, layer.name, epsilon=layer.epsilon)
 
 
+@builds(Flatten)
 def _flatten(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     if len(shape) == 3:  # NCHW -> NHWC first: Keras flattens in (H, W, C) order
         x = g.node("Transpose", [x], f"{layer.name}/nhwc", perm=[0, 2, 3, 1])
     return g.node("Flatten", [x], layer.name, axis=1)
 
 
+@builds(Dense)
 def _dense(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     inputs = [x, g.constant(f"{layer.name}/kernel", g.weights[f"{layer.name}/kernel"].T)]  # (out, in), transB=1
     if layer.use_bias:
@@ -153,20 +178,14 @@ def _dense(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     return y if layer.activation == "linear" else _activate(g, y, layer.activation, layer.name)
 
 
-Builder = Callable[[Graph, Any, str, tuple], str]
-BUILDERS: dict[str, Builder] = {
-    "conv2d": _conv,
-    "max_pool2d": _max_pool,
-    "avg_pool2d": _avg_pool,
-    "min_pool2d": _min_pool,
-    "sum_pool2d": _sum_pool,
-    "global_avg_pool2d": _global("GlobalAveragePool"),
-    "global_max_pool2d": _global("GlobalMaxPool"),
-    "batch_norm": _batch_norm,
-    "dropout": lambda g, layer, x, shape: g.node("Identity", [x], layer.name),  # inference: identity
-    "flatten": _flatten,
-    "dense": _dense,
-    "activation": lambda g, layer, x, shape: _activate(g, x, layer.activation, layer.name),
-}
+@builds(Dropout)
+def _dropout(g: Graph, layer: Dropout, x: str, shape: tuple) -> str:
+    return g.node("Identity", [x], layer.name)  # inference: identity
+
+
+@builds(Activation)
+def _activation(g: Graph, layer: Activation, x: str, shape: tuple) -> str:
+    return _activate(g, x, layer.activation, layer.name)
+
 
 FLOAT = TensorProto.FLOAT

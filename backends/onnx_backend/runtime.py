@@ -14,6 +14,7 @@ import onnxruntime as ort
 
 from cnnspec.errors import CnnspecError, ModelFileError
 from cnnspec.load import load_spec
+from cnnspec.numerics import crossentropy
 from cnnspec.spec import ModelSpec
 
 PROVIDERS = {
@@ -21,7 +22,6 @@ PROVIDERS = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
-KERAS_EPSILON = 1e-7
 
 
 def _quiet_options(threads: int | None = None) -> ort.SessionOptions:
@@ -158,14 +158,7 @@ class Predictor:
         for i in range(0, len(x), batch_size):
             probs, *rest = self.run(x[i : i + batch_size], ["output", "logits"] if has_logits else ["output"])
             labels = y[i : i + batch_size]
-            if has_logits:
-                z = rest[0].astype(np.float64)
-                z -= z.max(axis=1, keepdims=True)
-                log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-            else:
-                p = probs.astype(np.float64)
-                log_p = np.log(np.clip(p / p.sum(axis=1, keepdims=True), KERAS_EPSILON, 1 - KERAS_EPSILON))
-            total += float(-log_p[np.arange(len(labels)), labels].sum())
+            total += float(crossentropy(labels, probs, rest[0] if has_logits else None).sum())
             correct += int((probs.argmax(axis=1) == labels).sum())
         return {"loss": total / len(x), "accuracy": correct / len(x)}
 

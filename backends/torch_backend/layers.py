@@ -1,25 +1,30 @@
-"""PyTorch modules with Keras's meaning, and the builder table spec type -> module.
+"""PyTorch modules with Keras's meaning, and one builder per spec class.
 
 Tensors are NCHW inside (what PyTorch's kernels are fastest at); every padding
-amount comes from ``cnnspec.shapes`` so nothing here re-derives a shape.
-Builders share one signature: ``(layer spec, input shape (H, W, C) or (F,)) -> nn.Module``.
+amount comes from the layer's own ``windows`` so nothing here re-derives a shape.
+A builder takes ``(layer spec, input shape (H, W, C) or (F,))`` and returns a
+``TorchLayer``: its modules, and where each canonical variable lives in them with
+the layout conversion to and from Keras's.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnspec.shapes import real_cell_counts, spatial_windows
+from cnnspec.layers import (
+    Activation, AvgPool2D, BatchNorm as BatchNormSpec, Conv2D, Dense, Dropout, Flatten as FlattenSpec,
+    GlobalAvgPool2D, GlobalMaxPool2D, LayerSpec, MaxPool2D, MinPool2D, SumPool2D, WindowedLayer,
+)  # fmt: skip
+from cnnspec.numerics import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
 
 # -- activations (Keras 3 definitions and constants) --------------------------------------
-SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
-LEAKY_RELU_SLOPE = 0.2  # Keras's default; torch's is 0.01
-
 
 class Softmax(nn.Module):
     """Softmax over channels: NCHW dim 1 is Keras's last axis."""
@@ -56,9 +61,9 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 
 
 # -- layers -------------------------------------------------------------------------------
-def _pads(layer: Any, input_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """(left, right, top, bottom), F.pad's order, from the shape checker's windows."""
-    rows, cols = spatial_windows(layer, input_shape)
+def _pads(layer: WindowedLayer, input_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom), F.pad's order, from the layer's own windows."""
+    rows, cols = layer.windows(input_shape)
     return cols.pad_before, cols.pad_after, rows.pad_before, rows.pad_after
 
 
@@ -129,7 +134,7 @@ class AvgPool2d(SumPool2d):
 
     def __init__(self, layer: Any, input_shape: tuple[int, ...]):
         super().__init__(layer, input_shape)
-        counts = torch.tensor(real_cell_counts(layer, input_shape), dtype=torch.float32)
+        counts = torch.tensor(layer.real_cell_counts(input_shape), dtype=torch.float32)
         self.register_buffer("cells", counts[None, None], persistent=False)  # (1, 1, out_h, out_w)
         self.uniform = not any(self.pads)
 
@@ -188,22 +193,110 @@ class GlobalMaxPool(nn.Module):
         return x.amax(dim=(2, 3))
 
 
+# -- builders: spec class -> modules + where the canonical variables live ------------------------
+def _same(array: np.ndarray) -> np.ndarray:
+    return array
+
+
+@dataclass(frozen=True)
+class Param:
+    """A canonical variable inside a built layer: ``modules[module].attr``, and its layout conversions."""
+
+    module: int
+    attr: str
+    to_torch: Callable[[np.ndarray], np.ndarray] = _same
+    to_keras: Callable[[np.ndarray], np.ndarray] = _same
+
+
+@dataclass
+class TorchLayer:
+    """What a builder returns: the layer's modules (run in order) and its variable map."""
+
+    modules: list[nn.Module]
+    params: dict[str, Param] = field(default_factory=dict)
+
+
+Builder = Callable[[Any, tuple], TorchLayer]
+BUILDERS: dict[type[LayerSpec], Builder] = {}
+B = TypeVar("B", bound=Builder)
+
+
+def builds(*classes: type[LayerSpec]) -> Callable[[B], B]:
+    """Register the decorated function as the torch builder of ``classes``."""
+
+    def register(builder: B) -> B:
+        BUILDERS.update(dict.fromkeys(classes, builder))
+        return builder
+
+    return register
+
+
 def _with_activation(core: nn.Module, activation: str) -> list[nn.Module]:
     return [core] if activation == "linear" else [core, ACTIVATIONS[activation]()]
 
 
-Builder = Callable[[Any, tuple], "list[nn.Module]"]
-BUILDERS: dict[str, Builder] = {
-    "conv2d": lambda layer, shape: _with_activation(Conv2d(layer, shape), layer.activation),
-    "max_pool2d": lambda layer, shape: [MaxPool2d(layer, shape)],
-    "avg_pool2d": lambda layer, shape: [AvgPool2d(layer, shape)],
-    "min_pool2d": lambda layer, shape: [MinPool2d(layer, shape)],
-    "sum_pool2d": lambda layer, shape: [SumPool2d(layer, shape)],
-    "global_avg_pool2d": lambda layer, shape: [GlobalAvgPool()],
-    "global_max_pool2d": lambda layer, shape: [GlobalMaxPool()],
-    "batch_norm": lambda layer, shape: [BatchNorm(layer, shape)],
-    "dropout": lambda layer, shape: [nn.Dropout(layer.rate)],
-    "flatten": lambda layer, shape: [Flatten()],
-    "dense": lambda layer, shape: _with_activation(nn.Linear(shape[0], layer.units, bias=layer.use_bias), layer.activation),
-    "activation": lambda layer, shape: [ACTIVATIONS[layer.activation]()],
+# Conv kernels: Keras (kh, kw, in, out) = torch (out, in, kh, kw).transpose(2, 3, 1, 0).
+# Dense kernels: Keras (in, out) = torch (out, in).T; its rows need no permutation because
+# ``Flatten`` already yields Keras's (H, W, C) order.
+_CONV_PARAMS = {
+    "kernel": Param(0, "weight", lambda k: k.transpose(3, 2, 0, 1), lambda t: t.transpose(2, 3, 1, 0)),
+    "bias": Param(0, "bias"),
 }
+_DENSE_PARAMS = {"kernel": Param(0, "weight", lambda k: k.T, lambda t: t.T), "bias": Param(0, "bias")}
+_BATCH_NORM_PARAMS = {
+    "gamma": Param(0, "weight"),
+    "beta": Param(0, "bias"),
+    "moving_mean": Param(0, "running_mean"),
+    "moving_variance": Param(0, "running_var"),
+}
+
+
+@builds(Conv2D)
+def _conv(layer: Conv2D, shape: tuple) -> TorchLayer:
+    return TorchLayer(_with_activation(Conv2d(layer, shape), layer.activation), _CONV_PARAMS)
+
+
+@builds(Dense)
+def _dense(layer: Dense, shape: tuple) -> TorchLayer:
+    linear = nn.Linear(shape[0], layer.units, bias=layer.use_bias)
+    return TorchLayer(_with_activation(linear, layer.activation), _DENSE_PARAMS)
+
+
+@builds(BatchNormSpec)
+def _batch_norm(layer: BatchNormSpec, shape: tuple) -> TorchLayer:
+    return TorchLayer([BatchNorm(layer, shape)], _BATCH_NORM_PARAMS)
+
+
+_WINDOW_POOLS: dict[type[LayerSpec], type[nn.Module]] = {
+    MaxPool2D: MaxPool2d, AvgPool2D: AvgPool2d, MinPool2D: MinPool2d, SumPool2D: SumPool2d,
+}  # fmt: skip
+
+
+@builds(*_WINDOW_POOLS)
+def _pool(layer: Any, shape: tuple) -> TorchLayer:
+    return TorchLayer([_WINDOW_POOLS[type(layer)](layer, shape)])
+
+
+@builds(GlobalAvgPool2D)
+def _global_avg_pool(layer: GlobalAvgPool2D, shape: tuple) -> TorchLayer:
+    return TorchLayer([GlobalAvgPool()])
+
+
+@builds(GlobalMaxPool2D)
+def _global_max_pool(layer: GlobalMaxPool2D, shape: tuple) -> TorchLayer:
+    return TorchLayer([GlobalMaxPool()])
+
+
+@builds(Dropout)
+def _dropout(layer: Dropout, shape: tuple) -> TorchLayer:
+    return TorchLayer([nn.Dropout(layer.rate)])
+
+
+@builds(FlattenSpec)
+def _flatten(layer: FlattenSpec, shape: tuple) -> TorchLayer:
+    return TorchLayer([Flatten()])
+
+
+@builds(Activation)
+def _activation(layer: Activation, shape: tuple) -> TorchLayer:
+    return TorchLayer([ACTIVATIONS[layer.activation]()])

@@ -8,10 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnspec.shapes import infer_shapes
 from cnnspec.spec import ModelSpec
 
-from .layers import BUILDERS, Softmax
+from .layers import BUILDERS, Param, Softmax
 
 
 class CompiledModel(nn.Module):
@@ -28,16 +27,14 @@ class CompiledModel(nn.Module):
     def __init__(self, spec: ModelSpec):
         super().__init__()
         self.spec = spec
-        report = infer_shapes(spec)
-        self.blocks = nn.ModuleList(
-            nn.Sequential(*BUILDERS[layer.type](layer, info.input_shape))
-            for layer, info in zip(spec.layers, report.layers)
-        )
+        built = [BUILDERS[type(layer)](layer, info.input_shape) for layer, info in zip(spec.layers, spec.summary().layers)]
+        self.blocks = nn.ModuleList(nn.Sequential(*layer.modules) for layer in built)
+        self.params: list[dict[str, Param]] = [layer.params for layer in built]  # canonical variable -> tensor
         # Keras's cross-entropy reaches behind a final softmax *or sigmoid* for its
         # input (keras/src/backend/tensorflow/nn.py, `_keras_logits`) and treats it as logits.
         self.loss_from_logits = isinstance(self.blocks[-1][-1], (Softmax, nn.Sigmoid))
-        has_conv = any(layer.type == "conv2d" for layer in spec.layers)
-        self.use_memory_format(torch.channels_last if has_conv else torch.contiguous_format)
+        convolutional = any(layer.convolutional for layer in spec.layers)
+        self.use_memory_format(torch.channels_last if convolutional else torch.contiguous_format)
 
     def use_memory_format(self, memory_format: torch.memory_format) -> CompiledModel:
         """Lay out conv kernels (and, in ``forward``, inputs) in ``memory_format``; the results do not change."""

@@ -17,9 +17,10 @@ from cnnspec.spec import TrainingSpec
 from cnnspec.streams import stream_batches
 
 from .model import CompiledModel, to_nchw
+from cnnspec.numerics import KERAS_EPSILON
+
 from .optimizers import make_optimizer
 
-KERAS_EPSILON = 1e-7  # keras.backend.epsilon(), used to clip probabilities
 
 
 def keras_crossentropy(output: torch.Tensor, labels: torch.Tensor, from_logits: bool, loss: str) -> torch.Tensor:

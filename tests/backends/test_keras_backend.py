@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 
 import cnnspec
-from cnnspec.spec import LAYER_CLASSES
 from cnnspec.weights import expected_weights, random_weights
 from tests.backends.test_torch_training import TINY
 from tests.cli.helpers import cnnspec as run_cli
@@ -30,10 +29,6 @@ def _keras_matches_checker(spec):
         report.total_params, report.trainable_params, report.non_trainable_params,
     )  # fmt: skip
     assert [layer.name for layer in keras_layers] == [layer.name for layer in spec.layers]
-
-
-def test_builder_table_covers_every_layer_type():
-    assert set(kb.BUILDERS) == set(LAYER_CLASSES)
 
 
 def test_example_specs_equal_keras_shapes_and_counts(example_spec_path):

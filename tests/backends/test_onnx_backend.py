@@ -8,17 +8,12 @@ import numpy as np
 import pytest
 
 import cnnspec
-from cnnspec.spec import LAYER_CLASSES
 from cnnspec.weights import random_weights
 from tests.backends.test_torch_training import TINY
 from tests.cli.helpers import assert_clean_failure, cnnspec as run_cli
 
 ob = pytest.importorskip("cnnspec.backends.onnx_backend")
 pytest.importorskip("cnnspec.backends.torch_backend")
-
-
-def test_builder_table_covers_every_layer_type():
-    assert set(ob.BUILDERS) == set(LAYER_CLASSES)
 
 
 @pytest.mark.parametrize("opset", [13, 17, 20, ob.MAX_OPSET])

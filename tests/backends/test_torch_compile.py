@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings
 
 import cnnspec
-from cnnspec.spec import LAYER_CLASSES
 from cnnspec.weights import expected_weights, random_weights
 from tests.strategies import valid_spec_dicts
 
@@ -24,10 +23,6 @@ def _shapes_match(spec):
         b.numel() for name, b in model.named_buffers() if "running" in name
     )
     assert n_params == spec.summary().total_params
-
-
-def test_builder_table_covers_every_layer_type():
-    assert set(tb.BUILDERS) == set(LAYER_CLASSES)
 
 
 def test_example_specs_compile_with_checked_shapes(example_spec_path):

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import cnnspec
-from cnnspec.shapes import SHAPE_RULES, real_cell_counts, window
-from cnnspec.spec import LAYER_CLASSES, MaxPool2D
+from cnnspec.layers import MaxPool2D
+from cnnspec.shapes import window
 from tests.conftest import ROOT
 from tests.strategies import valid_spec_dicts
 
@@ -59,10 +59,6 @@ def test_example_shapes_and_params_equal_keras(name):
     assert report.non_trainable_params == total - trainable
 
 
-def test_rules_cover_every_layer_type():
-    assert set(SHAPE_RULES) == set(LAYER_CLASSES)
-
-
 @pytest.mark.parametrize(
     "size,k,s,d,padding,expected",
     [
@@ -97,7 +93,7 @@ def test_window_formula_properties(size, k, s, padding):
 def test_real_cell_counts_exclude_padding():
     layer = MaxPool2D(pool_size=3, strides=2, padding="same")
     # 5x5 input, same padding, one cell each side: corner windows see 2x2 real cells.
-    assert real_cell_counts(layer, (5, 5, 1)) == [[4, 6, 4], [6, 9, 6], [4, 6, 4]]
+    assert layer.real_cell_counts((5, 5, 1)) == [[4, 6, 4], [6, 9, 6], [4, 6, 4]]
 
 
 def test_dense_needs_flat_input_and_names_the_layer():

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 
 import cnnspec
-from cnnspec.spec import ACTIVATIONS
+from cnnspec.fields import ACTIVATIONS
 from tests.parity.helpers import assert_same_per_layer, spec_of
 from tests.strategies import valid_spec_dicts
 

@@ -1,0 +1,84 @@
+"""Value types of the spec language and the base class of every spec model.
+
+Strict types: a spec that says ``filters: "32"`` or ``use_bias: 1`` is a mistake to
+report, not something to coerce silently. Argument names and defaults follow Keras 3.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+)
+
+from .errors import SpecError
+from .issues import issues_from_validation_error
+
+PositiveInt = Annotated[int, Strict(), Field(ge=1)]
+NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Rate = Annotated[Float, Field(ge=0.0, lt=1.0)]
+PositiveFloat = Annotated[Float, Field(gt=0.0)]
+
+
+def _as_pair(value: Any) -> Any:
+    """Keras accepts `3` for `(3, 3)`; store the pair so every reader sees one form."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+_PAIR_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1},
+        {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2},
+    ]
+}
+Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_as_pair), WithJsonSchema(_PAIR_SCHEMA)]
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+Padding = Annotated[Literal["valid", "same"], BeforeValidator(_lower)]
+
+# Keras 3's activation names; every backend implements each (their constants: cnnspec.numerics).
+ACTIVATIONS = (
+    "linear", "relu", "elu", "selu", "sigmoid", "tanh", "softmax", "softplus", "swish", "gelu", "leaky_relu",
+)  # fmt: skip
+ActivationName = Literal[ACTIVATIONS]  # type: ignore[valid-type]
+
+# Layer names become weight keys ("<name>/kernel") and ONNX node names.
+LayerName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$", max_length=128)]
+
+
+class _SpecErrorOnCall(type(BaseModel)):  # type: ignore[misc]
+    """``Dense(units=0)`` raises ``SpecError``, the same way a file does.
+
+    A metaclass, not ``__init__``: pydantic calls a custom ``__init__`` for nested
+    models too, which would cut the error's location short.
+    """
+
+    def __call__(cls, *args: Any, **data: Any) -> Any:
+        try:
+            return super().__call__(*args, **data)
+        except ValidationError as err:
+            raise SpecError(issues_from_validation_error(err, data, cls)) from None
+
+
+class SpecModel(BaseModel, metaclass=_SpecErrorOnCall):
+    """A frozen, strict piece of a spec: unknown fields are errors, values never change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

@@ -1,0 +1,17 @@
+"""The layer types of the spec language, one registered class each.
+
+To add a type: a ``LayerSpec`` subclass decorated with ``@register_layer`` in the
+module of its family (or a new module imported here), one builder per backend, and
+its cases in ``tests/layer_cases.py``; CONTRIBUTING.md has the list.
+"""
+
+from __future__ import annotations
+
+from . import conv, core, normalization, pooling
+from .base import LayerSpec, WindowedLayer
+from .conv import *  # noqa: F403
+from .core import *  # noqa: F403
+from .normalization import *  # noqa: F403
+from .pooling import *  # noqa: F403
+
+__all__ = ["LayerSpec", "WindowedLayer", *conv.__all__, *core.__all__, *normalization.__all__, *pooling.__all__]

@@ -1,0 +1,97 @@
+"""What every layer type has: a name, its output-shape rule, its canonical variables.
+
+A layer type is one class: it carries every backend-neutral fact about the layer
+(as a Keras layer carries ``compute_output_shape``), and ``@register_layer`` makes it
+part of the spec language. Parameter counts are derived from the variables, so the
+summary and the weights files can never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+from ..fields import LayerName, SpecModel
+from ..shapes import Shape, ShapeViolation, Window, window
+
+
+class LayerSpec(SpecModel):
+    """Fields every layer has. ``name`` defaults to ``<type>_<index>``."""
+
+    keras_class: ClassVar[str]  # the Keras layer it means (summary tables; an accepted `type` spelling)
+    aliases: ClassVar[tuple[str, ...]] = ()  # more accepted spellings of `type`
+    non_trainable: ClassVar[frozenset[str]] = frozenset()  # variables Keras counts as non-trainable
+    # has a spatial kernel: the report draws its filters and feature maps, and torch runs it channels-last
+    convolutional: ClassVar[bool] = False
+
+    type: str
+    name: LayerName | None = None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """The output shape for a channels-last ``input_shape`` (no batch axis); ``ShapeViolation`` if it does not fit."""
+        raise NotImplementedError(f"{type(self).__name__} has no output-shape rule")
+
+    def variables(self, input_shape: Shape) -> dict[str, Shape]:
+        """Canonical variable name -> Keras-layout shape, in Keras's order (none by default)."""
+        return {}
+
+    def param_counts(self, input_shape: Shape) -> tuple[int, int]:
+        """(trainable, non-trainable) parameters, as Keras's ``count_params()`` splits them."""
+        trainable = frozen = 0
+        for variable, shape in self.variables(input_shape).items():
+            if variable in self.non_trainable:
+                frozen += math.prod(shape)
+            else:
+                trainable += math.prod(shape)
+        return trainable, frozen
+
+
+def needs_image(layer: LayerSpec, shape: Shape) -> None:
+    if len(shape) != 3:
+        raise ShapeViolation(f"{layer.type} needs a (height, width, channels) input, got {shape}", None, "input_rank", shape)
+
+
+def _fmt(shape: Shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+class WindowedLayer(LayerSpec):
+    """A layer that slides a window over height and width (convolutions, pools)."""
+
+    window_field: ClassVar[str]  # the field holding the window size, for error messages
+    window_label: ClassVar[str]  # "kernel" or "pool"
+
+    padding: str
+
+    @property
+    def window_size(self) -> tuple[int, int]:
+        return getattr(self, self.window_field)  # type: ignore[no-any-return]
+
+    @property
+    def window_strides(self) -> tuple[int, int]:
+        return getattr(self, "strides")  # type: ignore[no-any-return]
+
+    @property
+    def window_dilation(self) -> tuple[int, int]:
+        return (1, 1)
+
+    def windows(self, input_shape: Shape) -> tuple[Window, Window]:
+        """The (height, width) windows on ``input_shape`` (H, W, C): output sizes and Keras's padding."""
+        return (
+            window(input_shape[0], self.window_size[0], self.window_strides[0], self.window_dilation[0], self.padding),
+            window(input_shape[1], self.window_size[1], self.window_strides[1], self.window_dilation[1], self.padding),
+        )
+
+    def spatial_output(self, shape: Shape) -> tuple[int, int]:
+        """Output (height, width); refuses a non-image input or a ``valid`` window larger than it."""
+        needs_image(self, shape)
+        kernel = self.window_size
+        span = tuple((k - 1) * d + 1 for k, d in zip(kernel, self.window_dilation))
+        if self.padding == "valid" and (span[0] > shape[0] or span[1] > shape[1]):
+            dilated = f" (dilated to {_fmt(span)})" if span != tuple(kernel) else ""
+            raise ShapeViolation(
+                f"{self.window_label} {_fmt(kernel)}{dilated} is larger than its {_fmt(shape[:2])} input (padding=valid)",
+                self.window_field, "window_fits_input", list(kernel),
+            )  # fmt: skip
+        rows, cols = self.windows(shape)
+        return rows.size, cols.size

@@ -1,0 +1,71 @@
+"""Dense, flatten, dropout and activation layers."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from ..fields import ActivationName, Bool, PositiveInt, Rate
+from ..registry import register_layer
+from ..shapes import Shape, ShapeViolation
+from .base import LayerSpec
+
+__all__ = ["Activation", "Dense", "Dropout", "Flatten"]
+
+
+@register_layer
+class Dropout(LayerSpec):
+    """Keras ``Dropout``; identity at inference."""
+
+    keras_class = "Dropout"
+    type: Literal["dropout"] = "dropout"
+    rate: Rate
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape
+
+
+@register_layer
+class Flatten(LayerSpec):
+    """Keras ``Flatten``: channels-last order (H, W, C)."""
+
+    keras_class = "Flatten"
+    type: Literal["flatten"] = "flatten"
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (math.prod(input_shape),)
+
+
+@register_layer
+class Dense(LayerSpec):
+    """Keras ``Dense`` on a flat input."""
+
+    keras_class = "Dense"
+    type: Literal["dense"] = "dense"
+    units: PositiveInt
+    activation: ActivationName = "linear"
+    use_bias: Bool = True
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 1:
+            raise ShapeViolation(
+                f"dense needs a flat input, got {input_shape}; add a flatten or global pooling layer before it",
+                None, "flat_input", input_shape,
+            )  # fmt: skip
+        return (self.units,)
+
+    def variables(self, input_shape: Shape) -> dict[str, Shape]:
+        kernel = {"kernel": (input_shape[0], self.units)}
+        return {**kernel, "bias": (self.units,)} if self.use_bias else kernel
+
+
+@register_layer
+class Activation(LayerSpec):
+    """Keras ``Activation``."""
+
+    keras_class = "Activation"
+    type: Literal["activation"] = "activation"
+    activation: ActivationName
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape

@@ -1,0 +1,36 @@
+"""Normalisation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from ..fields import Bool, Float
+from ..registry import register_layer
+from ..shapes import Shape
+from .base import LayerSpec
+
+__all__ = ["BatchNorm"]
+
+
+@register_layer
+class BatchNorm(LayerSpec):
+    """Keras ``BatchNormalization`` over the last (channel) axis."""
+
+    keras_class = "BatchNormalization"
+    non_trainable = frozenset({"moving_mean", "moving_variance"})
+
+    type: Literal["batch_norm"] = "batch_norm"
+    momentum: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.99
+    epsilon: Annotated[Float, Field(gt=0.0)] = 0.001
+    center: Bool = True
+    scale: Bool = True
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape
+
+    def variables(self, input_shape: Shape) -> dict[str, Shape]:
+        channels = (input_shape[-1],)
+        wanted = {"gamma": self.scale, "beta": self.center, "moving_mean": True, "moving_variance": True}
+        return {variable: channels for variable, present in wanted.items() if present}

@@ -1,0 +1,64 @@
+"""Which layer and optimizer types exist: filled by decorators, read by everything else.
+
+A layer type is one class (in ``cnnspec.layers``) registered with ``@register_layer``;
+the spec's discriminated union, the Keras-name aliases, the public exports and the
+JSON Schema are all derived from ``LAYER_CLASSES``, so a new type is listed nowhere else.
+This module imports nothing from cnnspec: it sits at the bottom of the import graph.
+
+>>> from cnnspec.spec import ModelSpec  # importing the spec registers every built-in type
+>>> LAYER_CLASSES["conv2d"].__name__, LAYER_ALIASES["MaxPooling2D"]
+('Conv2D', 'max_pool2d')
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+# canonical type name ("conv2d") -> spec class
+LAYER_CLASSES: dict[str, type[Any]] = {}
+# other accepted names for `type` (Keras class names) -> canonical type name
+LAYER_ALIASES: dict[str, str] = {}
+OPTIMIZER_CLASSES: dict[str, type[Any]] = {}
+OPTIMIZER_ALIASES: dict[str, str] = {}
+
+C = TypeVar("C", bound=type)
+
+
+def type_name(cls: type[Any]) -> str:
+    """The canonical name a spec class answers to: the default of its ``type`` field."""
+    default = cls.model_fields["type"].default
+    if not isinstance(default, str):
+        raise TypeError(f"{cls.__name__} needs a `type: Literal[...] = ...` field to be registered")
+    return default
+
+
+def _register(table: dict[str, type[Any]], aliases: dict[str, str], cls: type[Any], names: tuple[str, ...]) -> None:
+    name = type_name(cls)
+    if name in table and table[name] is not cls:
+        raise ValueError(f"type {name!r} is registered twice ({table[name].__name__} and {cls.__name__})")
+    table[name] = cls
+    for alias in names:
+        if alias != name:
+            aliases[alias] = name
+
+
+def register_layer(cls: C) -> C:
+    """Class decorator: make a ``LayerSpec`` subclass a layer type a spec may use.
+
+    Its Keras class name and its ``aliases`` become accepted spellings of ``type``.
+    """
+    _register(LAYER_CLASSES, LAYER_ALIASES, cls, (cls.keras_class, *cls.aliases))  # type: ignore[attr-defined]
+    return cls
+
+
+def register_optimizer(cls: C) -> C:
+    """Class decorator: make an optimizer spec class available as ``training.optimizer``."""
+    _register(OPTIMIZER_CLASSES, OPTIMIZER_ALIASES, cls, cls.aliases)  # type: ignore[attr-defined]
+    return cls
+
+
+def canonical_type(raw: Any, aliases: dict[str, str]) -> Any:
+    """``raw`` with a Keras class name in ``raw['type']`` rewritten to the canonical type name."""
+    if isinstance(raw, dict) and isinstance(raw.get("type"), str) and raw["type"] in aliases:
+        return {**raw, "type": aliases[raw["type"]]}
+    return raw
