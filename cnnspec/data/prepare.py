@@ -1,0 +1,149 @@
+"""Checks and conversions: arrays into the common form, and data fitted to a spec.
+
+``_images`` and ``_labels`` bring every source's arrays to float32 channels-last images
+and int64 class indices. ``fit_to_spec`` checks (or, asked to, resizes) them against a
+spec's input shape and class count; ``validation_split`` holds out Keras's share, and
+``read_inputs`` reads the files given to ``predict``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..streams import ImageStore
+from .dataset import Dataset
+from .formats import _existing
+
+
+def is_streamed(x: object) -> bool:
+    """True for images read from disk per batch (an ``ImageStore``), False for arrays and tensors."""
+    return isinstance(x, ImageStore)
+
+
+# -- checks and conversions ---------------------------------------------------------------
+def _images(x: np.ndarray, where: Path | str) -> np.ndarray:
+    """(N, H, W[, C]) numbers -> float32 (N, H, W, C); bytes are scaled to [0, 1]."""
+    if x.dtype.kind not in "uif":
+        raise DataError(f"{where}: images must be numbers, got dtype {x.dtype}")
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise DataError(f"{where}: images must be (N, H, W) or (N, H, W, C), got shape {x.shape}")
+    scale = 255.0 if x.dtype == np.uint8 else 1.0
+    return (x.astype(np.float32) / scale) if scale != 1.0 else x.astype(np.float32, copy=False)
+
+
+def _labels(y: np.ndarray, where: Path | str) -> np.ndarray:
+    """Class indices (N,) or (N, 1), or one-hot (N, K) -> int64 (N,)."""
+    if y.ndim == 2 and y.shape[1] > 1:
+        y = y.argmax(axis=1)
+    y = y.reshape(len(y)) if y.ndim == 2 else y
+    if y.ndim != 1:
+        raise DataError(f"{where}: labels must be (N,) class indices or (N, K) one-hot, got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise DataError(f"{where}: labels must be whole class indices, found {y[~(y == np.round(y))][:3]}")
+    elif y.dtype.kind not in "ui":
+        raise DataError(f"{where}: labels must be integers, got dtype {y.dtype}")
+    return y.astype(np.int64)
+
+
+def fit_to_spec(data: Dataset, input_shape: tuple[int, int, int], num_classes: int, resize: bool = False) -> Dataset:
+    """Check images and labels fit the spec; with ``resize``, resize images and convert channels."""
+    want = tuple(input_shape)
+    if data.image_shape != want:
+        if not resize:
+            got = "x".join(map(str, data.image_shape))
+            raise DataError(
+                f"{data.source}: images are {got} (H x W x C) but the spec's input_shape is {list(want)}; "
+                "pass --resize to resize them, or change input_shape"
+            )
+        data = replace(data, x_train=_resized(data.x_train, want), x_test=_resized(data.x_test, want))
+    for split in ("train", "test"):
+        y = getattr(data, f"y_{split}")
+        bad = y[(y < 0) | (y >= num_classes)]
+        if bad.size:
+            raise DataError(
+                f"{data.source}: {split} labels must be 0..{num_classes - 1} (the spec's output has "
+                f"{num_classes} classes), found {sorted(set(bad.tolist()))[:5]}"
+            )
+    return data
+
+
+def _resized(x, shape: tuple[int, int, int]):
+    return x.resized(shape, resize_images) if is_streamed(x) else resize_images(x, shape)
+
+
+def resize_images(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Bilinear resize to (H, W) and convert channels (gray <-> RGB) to ``shape``."""
+    from PIL import Image
+
+    height, width, channels = shape
+    if x.shape[3] != channels:
+        if x.shape[3] == 1:
+            x = np.repeat(x, channels, axis=3)
+        elif channels == 1 and x.shape[3] == 3:
+            x = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]  # ITU-R 601 luma, as PIL's "L"
+        else:
+            raise DataError(f"cannot convert {x.shape[3]}-channel images to {channels} channels")
+    if x.shape[1:3] == (height, width):
+        return np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty((len(x), height, width, channels), np.float32)
+    for i, image in enumerate(x):
+        for c in range(channels):
+            out[i, :, :, c] = np.asarray(Image.fromarray(image[:, :, c], mode="F").resize((width, height), Image.BILINEAR))
+    return out
+
+
+def validation_split(x: np.ndarray, y: np.ndarray, fraction: float):
+    """Keras's rule: the last ``fraction`` of the samples (before any shuffling) validate."""
+    n_val = int(len(x) * fraction)
+    if fraction > 0 and n_val == 0:
+        n_val = 1
+    if n_val >= len(x):
+        raise DataError(f"validation_split {fraction} leaves no training samples out of {len(x)}")
+    cut = len(x) - n_val
+    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+
+def read_inputs(paths: list[str | Path], input_shape: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
+    """Images (PNG/JPG/...) or .npy arrays -> (N, H, W, C) float32 fitted to ``input_shape``, with a label per row.
+
+    Images are converted to the spec's channel count and resized; bytes are scaled to [0, 1].
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    height, width, channels = input_shape
+    batches, labels = [], []
+    for raw in paths:
+        path = _existing(str(raw))
+        if path.suffix.lower() == ".npy":
+            try:
+                array = np.load(path, allow_pickle=False)
+            except (ValueError, OSError) as err:
+                raise DataError(f"{path}: not a readable .npy array: {err}") from None
+            if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3, 4) and array.shape[-1] != height):
+                array = array[None]
+            x = _images(array, path)
+            labels += [str(path)] if len(x) == 1 else [f"{path}[{i}]" for i in range(len(x))]
+        else:
+            if channels not in (1, 3):
+                raise DataError(f"{path}: images can feed 1- or 3-channel specs, this one takes {channels}")
+            try:
+                with Image.open(path) as img:
+                    img = img.convert("L" if channels == 1 else "RGB")
+                    if img.size != (width, height):
+                        img = img.resize((width, height), Image.BILINEAR)
+                    array = np.asarray(img)
+            except (UnidentifiedImageError, OSError) as err:
+                raise DataError(f"{path}: not a readable image: {err}") from None
+            x = _images(array[None], path)
+            labels.append(str(path))
+        if not np.all(np.isfinite(x)):
+            raise DataError(f"{path}: holds NaN or infinite values")
+        batches.append(resize_images(x, input_shape) if x.shape[1:] != tuple(input_shape) else x)
+    return np.concatenate(batches), labels
