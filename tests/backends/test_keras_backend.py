@@ -12,6 +12,7 @@ import cnnspec
 from cnnspec.weights import expected_weights, random_weights
 from tests.backends.test_torch_training import TINY
 from tests.cli.helpers import cnnspec as run_cli
+from tests.layer_cases import case_spec, layer_case_params
 from tests.strategies import valid_spec_dicts
 
 kb = pytest.importorskip("cnnspec.backends.keras_backend")
@@ -29,6 +30,11 @@ def _keras_matches_checker(spec):
         report.total_params, report.trainable_params, report.non_trainable_params,
     )  # fmt: skip
     assert [layer.name for layer in keras_layers] == [layer.name for layer in spec.layers]
+
+
+@pytest.mark.parametrize("layer,shape", layer_case_params())
+def test_every_registered_layer_type_equals_keras_shapes_and_counts(layer, shape):
+    _keras_matches_checker(case_spec(layer, shape))
 
 
 def test_example_specs_equal_keras_shapes_and_counts(example_spec_path):

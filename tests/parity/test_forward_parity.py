@@ -1,6 +1,7 @@
 """Forward parity: the same canonical weights give the same per-layer outputs in Keras, torch and ONNX Runtime.
 
-A matrix over every layer type, both paddings, strides 1-3, odd and even and
+Every registered layer type's cases (tests/layer_cases.py); then a matrix over
+the windowed types, both paddings, strides 1-3, odd and even and
 non-square kernels, odd input sizes, batch norm with non-trivial statistics and
 every activation; then every example spec and random valid specs.
 """
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 
 import cnnspec
 from cnnspec.fields import ACTIVATIONS
+from tests.layer_cases import case_spec, layer_case_params
 from tests.parity.helpers import assert_same_per_layer, spec_of
 from tests.strategies import valid_spec_dicts
 
@@ -26,6 +28,11 @@ INPUTS = [(7, 9, 2), (8, 8, 3), (5, 11, 1)]
 
 def _id(value):
     return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+@pytest.mark.parametrize("layer,shape", layer_case_params())
+def test_every_registered_layer_type(layer, shape):
+    assert_same_per_layer(case_spec(layer, shape), BACKENDS)
 
 
 @pytest.mark.parametrize("input_shape", INPUTS, ids=_id)

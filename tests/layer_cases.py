@@ -1,0 +1,64 @@
+"""One table of example layers per registered layer type, shared by the tests that must cover every type.
+
+``tests/core/test_layer_registry.py`` fails for a registered type without cases here;
+the cases then run through the Keras shape/parameter-count check
+(``tests/backends/test_keras_backend.py``) and three-backend forward parity
+(``tests/parity/test_forward_parity.py``). Each case is a layer (as a spec writes it)
+and an input shape (H, W, C) or (F,) chosen to exercise the type's edge cases:
+uneven ``same`` padding, stride > 1, odd and non-square sizes.
+"""
+
+from __future__ import annotations
+
+LAYER_CASES: dict[str, list[tuple[dict, tuple[int, ...]]]] = {
+    "conv2d": [
+        ({"type": "conv2d", "filters": 3, "kernel_size": [2, 3], "strides": 2, "padding": "same"}, (7, 9, 2)),
+        ({"type": "conv2d", "filters": 2, "kernel_size": 3, "dilation_rate": 2, "activation": "relu"}, (9, 8, 3)),
+        ({"type": "conv2d", "filters": 4, "kernel_size": 1, "use_bias": False}, (5, 5, 2)),
+    ],
+    "max_pool2d": [({"type": "max_pool2d", "pool_size": 3, "strides": 2, "padding": "same"}, (8, 7, 2))],
+    "avg_pool2d": [({"type": "avg_pool2d", "pool_size": [2, 3], "strides": [1, 2], "padding": "same"}, (7, 8, 2))],
+    "min_pool2d": [({"type": "min_pool2d", "pool_size": 3, "strides": 2, "padding": "same"}, (8, 7, 2))],
+    "sum_pool2d": [({"type": "sum_pool2d", "pool_size": [2, 3], "strides": [1, 2], "padding": "same"}, (7, 8, 2))],
+    "global_avg_pool2d": [({"type": "global_avg_pool2d"}, (5, 6, 3))],
+    "global_max_pool2d": [({"type": "global_max_pool2d"}, (5, 6, 3))],
+    "batch_norm": [
+        ({"type": "batch_norm", "momentum": 0.9, "epsilon": 0.01}, (4, 5, 3)),
+        ({"type": "batch_norm", "center": False, "scale": False}, (6,)),
+    ],
+    "dropout": [({"type": "dropout", "rate": 0.5}, (4, 4, 2))],
+    "flatten": [({"type": "flatten"}, (3, 4, 5))],
+    "dense": [
+        ({"type": "dense", "units": 5, "activation": "tanh"}, (7,)),
+        ({"type": "dense", "units": 3, "use_bias": False}, (4,)),
+    ],
+    "activation": [({"type": "activation", "activation": "selu"}, (4, 4, 2))],
+}
+
+
+def case_spec(layer: dict, shape: tuple[int, ...]):
+    """A valid spec whose layer ``case_index(shape)`` is ``layer`` on an input of ``shape``.
+
+    A flat ``shape`` (F,) comes from a (1, 1, F) input through a flatten; a softmax
+    dense head on top makes the spec trainable.
+    """
+    import cnnspec
+
+    flat = len(shape) == 1
+    layers = [{"type": "flatten"}] * flat + [layer, {"type": "flatten"}, {"type": "dense", "units": 3, "activation": "softmax"}]
+    return cnnspec.load_spec({"name": "case", "input_shape": [1, 1, *shape] if flat else list(shape), "layers": layers})
+
+
+def case_index(shape: tuple[int, ...]) -> int:
+    return 1 if len(shape) == 1 else 0
+
+
+def layer_case_params() -> list:
+    """``pytest.param`` per case, with readable ids (``conv2d-0`` ...)."""
+    import pytest
+
+    return [
+        pytest.param(layer, shape, id=f"{kind}-{index}")
+        for kind, cases in LAYER_CASES.items()
+        for index, (layer, shape) in enumerate(cases)
+    ]
