@@ -1,8 +1,9 @@
 """Compiler targets. Each backend is imported only when asked for.
 
-Every backend module offers the same functions (``build``, ``set_weights``,
-``get_weights``, ``predict``, ``Trainer``), so the training driver, evaluation
-and the parity tool never branch on the framework.
+Every backend module meets the same contract (``protocol.Backend``: ``build``,
+``predict``, ``layer_outputs``, ``get_weights``; ``protocol.TrainingBackend`` adds
+``set_weights`` and ``Trainer``), so the training driver, evaluation and the
+parity tool never branch on the framework.
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ from __future__ import annotations
 import importlib
 import os
 from types import ModuleType
+from typing import TYPE_CHECKING, cast
 
 from cnnspec.errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from .protocol import Backend, TrainingBackend
 
 # backend name -> (module, the framework packages it imports, the extra that installs them)
 BACKENDS = {
@@ -38,6 +43,18 @@ def load_backend(name: str) -> ModuleType:
                 f"install it with: pip install 'cnnspec[{extra}]'"
             ) from None
     return importlib.import_module(module)
+
+
+def inference_backend(name: str) -> Backend:
+    """``load_backend`` typed by the contract every backend meets."""
+    return cast("Backend", load_backend(name))
+
+
+def training_backend(name: str) -> TrainingBackend:
+    """A backend that trains (torch or keras), typed by its contract."""
+    if name not in TRAINING_BACKENDS:
+        raise BackendUnavailable(f"the {name} backend does not train; choose one of: {', '.join(TRAINING_BACKENDS)}")
+    return cast("TrainingBackend", load_backend(name))
 
 
 # TensorFlow's start-up chatter, printed by C++ before its log level applies.

@@ -6,7 +6,7 @@ report, not something to coerce silently. Argument names and defaults follow Ker
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -64,7 +64,7 @@ ActivationName = Literal[ACTIVATIONS]  # type: ignore[valid-type]
 LayerName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$", max_length=128)]
 
 
-class _SpecErrorOnCall(type(BaseModel)):  # type: ignore[misc]
+class _SpecErrorOnCall(type(BaseModel)):  # type: ignore[misc]  # pydantic's metaclass, reached without its private module
     """``Dense(units=0)`` raises ``SpecError``, the same way a file does.
 
     A metaclass, not ``__init__``: pydantic calls a custom ``__init__`` for nested
@@ -78,7 +78,14 @@ class _SpecErrorOnCall(type(BaseModel)):  # type: ignore[misc]
             raise SpecError(issues_from_validation_error(err, data, cls)) from None
 
 
-class SpecModel(BaseModel, metaclass=_SpecErrorOnCall):
-    """A frozen, strict piece of a spec: unknown fields are errors, values never change."""
+if TYPE_CHECKING:  # type checkers do not follow a metaclass derived from type(BaseModel); it changes no types
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    class SpecModel(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+else:
+
+    class SpecModel(BaseModel, metaclass=_SpecErrorOnCall):
+        """A frozen, strict piece of a spec: unknown fields are errors, values never change."""
+
+        model_config = ConfigDict(extra="forbid", frozen=True)

@@ -43,7 +43,8 @@ class _Place:
 
 
 def _walk(root: type[BaseModel], loc: list[Any]) -> _Place:
-    place, current, union = _Place(), root, None
+    place, union = _Place(), None
+    current: type[BaseModel] | None = root
     for part in loc:
         if union is not None and isinstance(part, str) and part in union:
             current, union = union[part], None  # a union tag, not part of the user's document
@@ -76,7 +77,7 @@ def _tags(models: list[type[BaseModel]]) -> dict[str, type[BaseModel]] | None:
     return tags if len(tags) == len(models) else None
 
 
-def _issue(error: dict[str, Any], document: Any, root: type[BaseModel]) -> SpecIssue:
+def _issue(error: Any, document: Any, root: type[BaseModel]) -> SpecIssue:
     kind, value = error["type"], error.get("input")
     place = _walk(root, list(error["loc"]))
     loc = place.loc

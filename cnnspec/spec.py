@@ -16,7 +16,7 @@ below is derived from the registry.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, PrivateAttr, StringConstraints, field_validator, model_validator
 
@@ -35,7 +35,10 @@ from .registry import (
 from .shapes import ShapeReport, infer_shapes
 
 LAYER_TYPES = tuple(LAYER_CLASSES)
-Layer = Annotated[Union[tuple(LAYER_CLASSES.values())], Field(discriminator="type")]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # what a type checker can know: some registered LayerSpec
+    Layer = LayerSpec
+else:  # what pydantic validates: the union of the registered classes, chosen by `type`
+    Layer = Annotated[Union[tuple(LAYER_CLASSES.values())], Field(discriminator="type")]
 
 
 # -- training --------------------------------------------------------------------
@@ -45,6 +48,7 @@ class OptimizerSpec(SpecModel):
     aliases: ClassVar[tuple[str, ...]] = ()  # Keras class names accepted for `type`
 
     type: str
+    learning_rate: PositiveFloat  # each optimizer sets Keras's default
 
 
 @register_optimizer
@@ -83,7 +87,10 @@ class RMSprop(OptimizerSpec):
     centered: Bool = False
 
 
-Optimizer = Annotated[Union[tuple(OPTIMIZER_CLASSES.values())], Field(discriminator="type")]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    Optimizer = OptimizerSpec
+else:
+    Optimizer = Annotated[Union[tuple(OPTIMIZER_CLASSES.values())], Field(discriminator="type")]
 
 
 class EarlyStopping(SpecModel):
@@ -101,7 +108,7 @@ class TrainingSpec(SpecModel):
     optimizer: Optimizer = Field(default_factory=Adam)
     batch_size: PositiveInt = 32
     epochs: PositiveInt = 10
-    metrics: list[Literal["accuracy"]] = Field(default_factory=lambda: ["accuracy"])
+    metrics: list[Literal["accuracy"]] = Field(default_factory=lambda: ["accuracy"])  # type: ignore[arg-type]
     validation_split: Rate = 0.1
     seed: NonNegativeInt = 0
     early_stopping: EarlyStopping | None = None

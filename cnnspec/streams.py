@@ -97,7 +97,7 @@ class ArrayStore(ImageStore):
             raise DataError(f"{self.where}: images hold NaN or infinite values")
         if self.scale != 1.0:
             batch /= self.scale
-        return batch if self.target is None else self.resize(batch, self.target)
+        return batch if self.target is None or self.resize is None else self.resize(batch, self.target)
 
 
 class DecodedCache:
@@ -155,7 +155,7 @@ class FileStore(ImageStore):
         batch = np.empty((len(rows), *self.shape[1:]), np.float32)
         for i, row in enumerate(rows):
             image = self._pixels(row).astype(np.float32) / 255.0
-            if self.target is not None:
+            if self.target is not None and self.resize is not None:
                 image = self.resize(image[None], self.target)[0] if image.shape != self.target else image
             elif image.shape != self.image_shape:
                 size = "x".join(map(str, image.shape))

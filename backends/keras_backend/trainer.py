@@ -74,9 +74,8 @@ class Trainer:
     def fit_epoch(self, data: Any, order: np.ndarray, batch_size: int, seed: int, progress: Callable | None = None):
         x, y = data
         n_batches = -(-len(order) // batch_size)
-        live = progress is not None and getattr(progress, "live", False)
         # a per-batch callback makes Keras sync every step: only when a bar is drawn
-        callbacks = [_BatchProgress(progress, n_batches)] if live else []
+        callbacks = [_BatchProgress(progress, n_batches)] if progress is not None and getattr(progress, "live", False) else []
         if is_streamed(x):
             history = self.model.fit(_Streamed(x, y, order, batch_size), epochs=1, shuffle=False, verbose=0,
                                      callbacks=callbacks)  # fmt: skip

@@ -31,8 +31,8 @@ class OnnxModel:
     predictor: Predictor
 
 
-def build(spec: ModelSpec, weights: Weights | None = None, seed: int | None = None, provider: str | None = "cpu",
-          precision: str = "fp32"):
+def build(spec: ModelSpec, weights: Weights | None = None, seed: int | None = None, precision: str = "fp32",
+          provider: str | None = "cpu") -> OnnxModel:
     weights = check_weights(spec, weights if weights is not None else initial_weights(spec, spec.training.seed if seed is None else seed))
     model = to_onnx(spec, weights, all_layer_outputs=True)
     return OnnxModel(spec, weights, Predictor(model, provider))

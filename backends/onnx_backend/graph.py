@@ -37,7 +37,7 @@ class Graph:
         self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
 
-    def constant(self, name: str, value: np.ndarray) -> str:
+    def constant(self, name: str, value: np.ndarray | np.floating) -> str:
         self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
         return name
 
@@ -91,7 +91,7 @@ def _window_attrs(layer: WindowedLayer, shape: tuple, kernel: tuple) -> dict[str
     rows, cols = layer.windows(shape)
     return {
         "kernel_shape": list(kernel),
-        "strides": list(layer.strides),
+        "strides": list(layer.window_strides),
         "pads": [rows.pad_before, cols.pad_before, rows.pad_after, cols.pad_after],
     }
 
@@ -136,7 +136,7 @@ def _sum_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     return g.node("Conv", [x, ones], layer.name, group=channels, **_window_attrs(layer, shape, layer.pool_size))
 
 
-_GLOBAL_OPS = {GlobalAvgPool2D: "GlobalAveragePool", GlobalMaxPool2D: "GlobalMaxPool"}
+_GLOBAL_OPS: dict[type[LayerSpec], str] = {GlobalAvgPool2D: "GlobalAveragePool", GlobalMaxPool2D: "GlobalMaxPool"}
 
 
 @builds(*_GLOBAL_OPS)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from cnnspec.spec import SGD, Adam, RMSprop
+from cnnspec.spec import SGD, Adam, OptimizerSpec, RMSprop
 
 
 def _with_grads(group: dict) -> list[torch.Tensor]:
@@ -139,7 +139,7 @@ OPTIMIZERS: dict[str, Callable[[Any, Any], torch.optim.Optimizer]] = {
 }
 
 
-def make_optimizer(params, spec: Adam | SGD | RMSprop, learning_rate: float | None = None) -> torch.optim.Optimizer:
+def make_optimizer(params, spec: OptimizerSpec, learning_rate: float | None = None) -> torch.optim.Optimizer:
     """The Keras-exact optimizer a spec's ``training.optimizer`` names."""
     if learning_rate is not None:
         spec = spec.model_copy(update={"learning_rate": learning_rate})

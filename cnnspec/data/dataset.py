@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+# (N, H, W, C) float32 in memory, or, when streamed (load_data(stream=...)), a cnnspec.streams.ImageStore
+# that reads batches from disk; both index and slice like an array, which is all the trainers use.
+Images = Any
 
 
 @dataclass
 class Dataset:
     """Train and test arrays of one source."""
 
-    x_train: np.ndarray
+    x_train: Images
     y_train: np.ndarray
-    x_test: np.ndarray
+    x_test: Images
     y_test: np.ndarray
     source: str
     class_names: list[str] | None = field(default=None)

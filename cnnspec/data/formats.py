@@ -57,7 +57,7 @@ def _idx_header(head: bytes, path: Path) -> tuple[np.dtype, list[int], int]:
     if len(head) < 4 + 4 * ndim:
         raise DataError(f"{path}: idx header is cut short")
     dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.dtype(IDX_DTYPES[head[2]]), dims, 4 + 4 * ndim
+    return np.dtype(IDX_DTYPES[head[2]]), dims, 4 + 4 * ndim  # type: ignore[call-overload]
 
 
 def _check_idx_size(path: Path, dims: list[int], dtype: np.dtype, data_bytes: int) -> None:

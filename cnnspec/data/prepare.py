@@ -74,11 +74,11 @@ def fit_to_spec(data: Dataset, input_shape: tuple[int, int, int], num_classes: i
     return data
 
 
-def _resized(x, shape: tuple[int, int, int]):
+def _resized(x, shape: tuple[int, ...]):
     return x.resized(shape, resize_images) if is_streamed(x) else resize_images(x, shape)
 
 
-def resize_images(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+def resize_images(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Bilinear resize to (H, W) and convert channels (gray <-> RGB) to ``shape``."""
     from PIL import Image
 

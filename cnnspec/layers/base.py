@@ -9,7 +9,7 @@ summary and the weights files can never disagree.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..fields import LayerName, SpecModel
 from ..shapes import Shape, ShapeViolation, Window, window
@@ -25,7 +25,10 @@ class LayerSpec(SpecModel):
     convolutional: ClassVar[bool] = False
 
     type: str
-    name: LayerName | None = None
+    if TYPE_CHECKING:
+        name: str  # a layer inside a ModelSpec always has one (the spec fills in `<type>_<index>`)
+    else:
+        name: LayerName | None = None
 
     def output_shape(self, input_shape: Shape) -> Shape:
         """The output shape for a channels-last ``input_shape`` (no batch axis); ``ShapeViolation`` if it does not fit."""
@@ -65,11 +68,11 @@ class WindowedLayer(LayerSpec):
 
     @property
     def window_size(self) -> tuple[int, int]:
-        return getattr(self, self.window_field)  # type: ignore[no-any-return]
+        return getattr(self, self.window_field)
 
     @property
     def window_strides(self) -> tuple[int, int]:
-        return getattr(self, "strides")  # type: ignore[no-any-return]
+        return getattr(self, "strides")
 
     @property
     def window_dilation(self) -> tuple[int, int]:

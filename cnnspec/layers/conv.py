@@ -49,5 +49,5 @@ class Conv2D(WindowedLayer):
         return (*self.spatial_output(input_shape), self.filters)
 
     def variables(self, input_shape: Shape) -> dict[str, Shape]:
-        kernel = {"kernel": (*self.kernel_size, input_shape[-1], self.filters)}
+        kernel: dict[str, Shape] = {"kernel": (*self.kernel_size, input_shape[-1], self.filters)}
         return {**kernel, "bias": (self.filters,)} if self.use_bias else kernel

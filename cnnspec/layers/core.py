@@ -55,7 +55,7 @@ class Dense(LayerSpec):
         return (self.units,)
 
     def variables(self, input_shape: Shape) -> dict[str, Shape]:
-        kernel = {"kernel": (input_shape[0], self.units)}
+        kernel: dict[str, Shape] = {"kernel": (input_shape[0], self.units)}
         return {**kernel, "bias": (self.units,)} if self.use_bias else kernel
 
 
