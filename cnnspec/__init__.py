@@ -18,12 +18,14 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     **dict.fromkeys(
-        ["BackendUnavailable", "CnnspecError", "DataError", "ModelFileError", "RunError", "SpecError", "SpecIssue",
-         "WeightsError"],
+        ["BackendUnavailable", "CnnspecError", "DataError", "ModelError", "ModelFileError", "RunError", "SpecError",
+         "SpecIssue", "WeightsError"],
         ".errors",
     ),
     **dict.fromkeys(["load_spec", "dump_spec"], ".load"),
-    **dict.fromkeys(["build", "evaluate", "predict", "load_run"], ".api"),
+    **dict.fromkeys(["build", "evaluate", "predict"], ".api"),
+    **dict.fromkeys(["load_run", "Run", "RunSettings"], ".runs"),
+    "Model": ".model",
     **dict.fromkeys(["train", "TrainResult", "TrainingInterrupted"], ".train"),
     **dict.fromkeys(["load_data", "Dataset"], ".data"),
     **dict.fromkeys(["export_onnx", "ExportReport"], ".export"),
@@ -39,9 +41,12 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from .errors import (
-        BackendUnavailable, CnnspecError, DataError, ModelFileError, RunError, SpecError, SpecIssue, WeightsError,
+        BackendUnavailable, CnnspecError, DataError, ModelError, ModelFileError, RunError, SpecError, SpecIssue,
+        WeightsError,
     )  # fmt: skip
-    from .api import build, evaluate, load_run, predict
+    from .api import build, evaluate, predict
+    from .model import Model
+    from .runs import Run, RunSettings, load_run
     from .data import Dataset, load_data
     from .export import ExportReport, export_onnx
     from .load import dump_spec, load_spec

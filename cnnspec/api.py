@@ -2,6 +2,8 @@
 
 >>> import cnnspec
 >>> model = cnnspec.build("specs/digits_cnn.yaml", backend="torch")     # doctest: +SKIP
+>>> model.predict(images_nhwc).shape                                   # doctest: +SKIP
+(n, 10)
 >>> cnnspec.evaluate("runs/digits_cnn-torch")                          # doctest: +SKIP
 {'accuracy': 0.98..., 'loss': 0.05..., 'n': 360}
 """
@@ -13,37 +15,30 @@ from typing import Any
 
 import numpy as np
 
-from .data import fit_to_spec, load_data
-from .errors import RunError
+from .errors import ModelError
 from .load import load_spec
-from .runs import RunPaths, read_json
+from .model import Model, backend_of
+from .runs import Run, RunSettings, load_run
 from .spec import ModelSpec
 from .weights import Weights, load_weights
 
+__all__ = ["Model", "Run", "RunSettings", "build", "evaluate", "load_run", "predict"]
 
-def build(spec: str | Path | dict | ModelSpec, backend: str = "torch", weights: Weights | str | Path | None = None) -> Any:
-    """The framework model of ``spec`` (torch ``nn.Module`` or ``keras.Model``).
+
+def build(
+    spec: str | Path | dict | ModelSpec, backend: str = "torch", weights: Weights | str | Path | None = None
+) -> Model:
+    """``spec`` compiled for ``backend`` ("torch", "keras" or "onnx"), as a ``Model`` that knows its backend
+    (``model.native`` is the torch ``nn.Module`` / ``keras.Model`` itself).
 
     ``weights``: canonical arrays or a ``.safetensors`` path; default: seeded Keras-style initial weights.
     """
-    from .backends import load_backend
+    from .backends import inference_backend
 
     spec = load_spec(spec)
     if isinstance(weights, (str, Path)):
         weights = load_weights(weights, spec)
-    return load_backend(backend).build(spec, weights)
-
-
-def load_run(run_dir: str | Path) -> tuple[ModelSpec, dict[str, Any], Weights]:
-    """(spec, run.json, kept weights) of a run directory, each checked."""
-    paths = RunPaths(Path(run_dir))
-    if not paths.root.is_dir():
-        raise RunError(f"{paths.root}: no such run directory")
-    spec = load_spec(read_json(paths.spec, "spec"))
-    run = read_json(paths.run, "run settings") if paths.run.exists() else {"settings": {}}
-    if not paths.weights.exists():
-        raise RunError(f"{paths.root}: no weights.safetensors yet (no epoch has finished)")
-    return spec, run, load_weights(paths.weights, spec)
+    return Model(spec, backend, inference_backend(backend).build(spec, weights))
 
 
 def evaluate(
@@ -54,26 +49,39 @@ def evaluate(
     ``target`` is a run directory (evaluated with ``backend``, default the one that
     trained it) or an ``.onnx`` file (ONNX Runtime). ``data`` defaults to the run's source.
     """
-    from .backends import load_backend
+    from .backends import load_backend, training_backend
 
     target = Path(target)
     if target.suffix == ".onnx":
         onnx_backend = load_backend("onnx")
         return onnx_backend.evaluate_file(target, data or "digits", resize=bool(resize))
-    spec, run, weights = load_run(target)
-    settings = run.get("settings", {})
-    framework = load_backend(backend or settings.get("backend", "torch"))
-    source = data or settings.get("data", "digits")
-    dataset = fit_to_spec(load_data(source), spec.input_shape, spec.num_classes,
-                          settings.get("resize", False) if resize is None else resize)  # fmt: skip
-    model = framework.build(spec, weights)
-    trainer = framework.Trainer(model, spec.training)
+    run = load_run(target)
+    framework = training_backend(backend or run.settings.backend)  # its Trainer computes Keras's loss
+    dataset = run.dataset(data, resize)
+    trainer = framework.Trainer(framework.build(run.spec, run.weights), run.spec.training)
     metrics = trainer.evaluate(trainer.prepare(dataset.x_test, dataset.y_test))
     return {"accuracy": metrics["accuracy"], "loss": metrics["loss"], "n": int(len(dataset.x_test))}
 
 
-def predict(model: Any, x: np.ndarray, backend: str = "torch") -> np.ndarray:
-    """The spec's output (class probabilities) for channels-last images (N, H, W, C)."""
-    from .backends import load_backend
+def predict(model: Model | Any, x: np.ndarray, backend: str | None = None, batch_size: int = 1024) -> np.ndarray:
+    """The spec's output (class probabilities) for channels-last images (N, H, W, C).
 
-    return load_backend(backend).predict(model, x)
+    ``model`` is a ``Model`` (from ``build``, or ``train(...).model``); it runs with its own
+    backend, so ``backend`` is left out (naming another one is a ``ModelError``).
+    The older form, a bare framework model and its backend, still works:
+    ``predict(native, x, backend="torch")``; without ``backend`` a bare torch, Keras or
+    ONNX-backend model is recognised by its type, and anything else is a ``ModelError``.
+    """
+    if isinstance(model, Model):
+        if backend is not None and backend != model.backend:
+            raise ModelError(f"this model was built for the {model.backend} backend, not {backend!r}; "
+                             "leave out backend= (a cnnspec Model knows its own)")  # fmt: skip
+        return model.predict(x, batch_size=batch_size)
+    from .backends import inference_backend
+
+    chosen = backend or backend_of(model)
+    if chosen is None:
+        raise ModelError(f"cannot tell which backend runs a {type(model).__name__!r} object: pass a Model from "
+                         "cnnspec.build (or cnnspec.train(...).model), or name the backend of a bare framework "
+                         "model, e.g. backend='torch'")  # fmt: skip
+    return inference_backend(chosen).predict(model, x, batch_size=batch_size)

@@ -87,6 +87,10 @@ class BackendUnavailable(CnnspecError):
     """A framework that is not installed; the message names the extra to install."""
 
 
+class ModelError(CnnspecError):
+    """A model object cnnspec cannot use as given: built for another backend, or one whose backend it cannot tell."""
+
+
 class ModelFileError(CnnspecError):
     """An exported model file that is missing, corrupt, or not cnnspec's."""
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .api import load_run
+from .api import build
 from .errors import CnnspecError
 from .files import atomic_write_bytes
 from .numerics import ATOL, max_difference, tolerance_for
+from .runs import Run, load_run
 
 
 class VerificationFailed(CnnspecError):
@@ -64,21 +65,20 @@ def export_onnx(
     from .backends import load_backend
 
     onnx_backend = load_backend("onnx")
-    spec, run, weights = load_run(run_dir)
+    run = load_run(run_dir)
+    spec, weights = run.spec, run.weights
     opset = onnx_backend.DEFAULT_OPSET if opset is None else opset
     output = Path(output) if output is not None else Path(run_dir) / "model.onnx"
     started = time.perf_counter()
-    class_names = run.get("class_names")
-    model = onnx_backend.to_onnx(spec, weights, opset=opset, layout=layout, class_names=class_names)
+    model = onnx_backend.to_onnx(spec, weights, opset=opset, layout=layout, class_names=run.class_names)
     seconds = time.perf_counter() - started
     onnx_backend.check_model(model, spec)
     report = ExportReport(output, opset, layout, seconds)
     data = model.SerializeToString()
     if verify:
-        reference = run.get("settings", {}).get("backend", "torch")
+        reference = run.settings.backend
         x = np.random.default_rng(0).random((samples, *spec.input_shape), dtype=np.float32)
-        framework = load_backend(reference)
-        layers = framework.layer_outputs(framework.build(spec, weights), x)  # the last one is the output
+        layers = build(spec, reference, weights).layer_outputs(x)  # the last one is the output
         predictor = onnx_backend.Predictor(model, provider="cpu")
         got = predictor.predict(x if layout == "nhwc" else x.transpose(0, 3, 1, 2))
         report.reference, report.providers = reference, predictor.providers
@@ -90,7 +90,7 @@ def export_onnx(
                 f"batch; nothing written. Run `cnnspec parity` on the spec to find the layer, or pass --no-verify"
             )
     if variant != "fp32":
-        model = _variant(onnx_backend, model, variant, spec, run, layout, report)
+        model = _variant(onnx_backend, model, variant, run, layout, report)
         data = model.SerializeToString()
     atomic_write_bytes(output, data)
     report.size_bytes = len(data)
@@ -101,13 +101,10 @@ VARIANTS = ("fp32", "int8", "fp16")
 CALIBRATION_IMAGES = 512
 
 
-def _variant(onnx_backend, model, variant: str, spec, run: dict, layout: str, report: ExportReport):
+def _variant(onnx_backend, model, variant: str, run: Run, layout: str, report: ExportReport):
     """Make the int8 or fp16 model and measure it against the float32 one on the test split."""
-    from .data import fit_to_spec, load_data
+    dataset = run.dataset()
 
-    settings = run.get("settings", {})
-    dataset = fit_to_spec(load_data(settings.get("data", "digits")), spec.input_shape, spec.num_classes,
-                          settings.get("resize", False))  # fmt: skip
     def laid_out(x: np.ndarray) -> np.ndarray:
         return x if layout == "nhwc" else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 

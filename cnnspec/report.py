@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 
 from . import figures
-from .api import load_run
-from .data import fit_to_spec, load_data
+from .api import build
 from .errors import CnnspecError
 from .files import atomic_write_bytes
-from .runs import RunPaths
+from .runs import Run, RunPaths, load_run
 
 
 @dataclass
@@ -40,9 +39,9 @@ class Report:
     image_index: int = 0
 
 
-def class_names(spec: Any, run: dict[str, Any], dataset_names: list[str] | None, classes: int) -> list[str]:
+def class_names(spec: Any, run_names: list[str] | None, dataset_names: list[str] | None, classes: int) -> list[str]:
     """The spec's names, else the run's (from its data), else the data source's, else 0..K-1."""
-    for names in (getattr(spec, "class_names", None), run.get("class_names"), dataset_names):
+    for names in (getattr(spec, "class_names", None), run_names, dataset_names):
         if names and len(names) == classes:
             return list(names)
     return [str(i) for i in range(classes)]
@@ -68,19 +67,15 @@ def build_report(
     seed: int = 0,
 ) -> Report:
     """Write RUN_DIR/report.html (or ``output``) and RUN_DIR/report/*.png; return what they show."""
-    from .backends import load_backend
-
     paths = RunPaths(Path(run_dir))
-    spec, run, weights = load_run(paths.root)
-    settings = run.get("settings", {})
-    framework = load_backend(backend or settings.get("backend", "torch"))
-    dataset = fit_to_spec(load_data(data or settings.get("data", "digits")), spec.input_shape, spec.num_classes,
-                          settings.get("resize", False))  # fmt: skip
-    model = framework.build(spec, weights)
+    run = load_run(paths.root)
+    spec, weights = run.spec, run.weights
+    model = build(spec, backend or run.settings.backend, weights)
+    dataset = run.dataset(data)
     x, y = dataset.x_test, dataset.y_test
-    probs = framework.predict(model, x)
+    probs = model.predict(x)
     predicted = probs.argmax(axis=1)
-    names = class_names(spec, run, dataset.class_names, spec.num_classes)
+    names = class_names(spec, run.class_names, dataset.class_names, spec.num_classes)
     image = 0 if image is None else image
     if not 0 <= image < len(x):
         raise CnnspecError(f"--image {image} is out of range: the test split has {len(x)} images (0..{len(x) - 1})")
@@ -113,13 +108,13 @@ def build_report(
         )  # fmt: skip
         pictures["mistakes"] = ("Worst mistakes", mistakes)
 
-    convs = [layer for layer in spec.layers if layer.type == "conv2d"]
+    convs = [layer for layer in spec.layers if layer.convolutional]
     if convs:
         pictures["filters"] = (f"Filters of {convs[0].name}",
                                figures.filters_figure(weights[f"{convs[0].name}/kernel"], convs[0].name))  # fmt: skip
-        outputs = framework.layer_outputs(model, x[image : image + 1])
+        outputs = model.layer_outputs(x[image : image + 1])
         for layer, out in zip(spec.layers, outputs):
-            if layer.type == "conv2d":
+            if layer.convolutional:
                 png, count = figures.feature_maps_figure(out[0], layer.name)
                 report.feature_maps[layer.name] = count
                 pictures[f"feature_maps_{layer.name}"] = (f"Feature maps of {layer.name} (test image {image})", png)
@@ -129,8 +124,7 @@ def build_report(
         report.figures[key] = folder / f"{key}.png"
         atomic_write_bytes(report.figures[key], png)
     accuracy = float((predicted == y).mean())
-    atomic_write_bytes(report.html_path, _html(spec, run, settings, dataset.source, accuracy, len(x), report,
-                                               pictures).encode())  # fmt: skip
+    atomic_write_bytes(report.html_path, _html(run, dataset.source, accuracy, len(x), report, pictures).encode())
     return report
 
 
@@ -147,11 +141,12 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _html(spec, run, settings, source, accuracy, n, report: Report, pictures) -> str:
-    setting_rows = [["backend", settings.get("backend", "?")], ["precision", settings.get("precision", "fp32")],
-                    ["data", source], ["seed", settings.get("seed", "?")], ["epochs", settings.get("epochs", "?")],
-                    ["batch size", settings.get("batch_size", "?")], ["learning rate", settings.get("learning_rate", "?")],
-                    ["started", run.get("started", "?")], ["test accuracy", f"{accuracy:.4f} ({n} images)"]]  # fmt: skip
+def _html(run: Run, source, accuracy, n, report: Report, pictures) -> str:
+    spec, settings = run.spec, run.settings
+    setting_rows = [["backend", settings.backend], ["precision", settings.precision], ["data", source],
+                    ["seed", settings.seed], ["epochs", settings.epochs], ["batch size", settings.batch_size],
+                    ["learning rate", settings.learning_rate], ["started", run.started or "?"],
+                    ["test accuracy", f"{accuracy:.4f} ({n} images)"]]  # fmt: skip
     class_rows = [[r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", r["support"]] for r in report.per_class]
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(spec.name)}: cnnspec report</title>",

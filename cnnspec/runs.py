@@ -13,18 +13,30 @@ DIR/checkpoint/           state.json + epoch-N weights and optimizer state
 ``checkpoint/state.json`` is the commit point: epoch files are written first
 under new names, then state.json is replaced atomically to point at them, so a
 kill at any moment leaves the last finished epoch intact.
+
+``load_run`` reads a finished (or interrupted) run back as a typed ``Run``:
+
+>>> run = load_run("runs/digits_cnn-torch")                # doctest: +SKIP
+>>> run.settings.backend, run.settings.epochs              # doctest: +SKIP
+('torch', 10)
+>>> dataset = run.dataset()                                # its test data, fitted to the spec  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import RunError
 from .files import atomic_write_json
+
+if TYPE_CHECKING:
+    from .data import Dataset
+    from .spec import ModelSpec, TrainingSpec
+    from .weights import Weights
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,101 @@ class RunPaths:
 
     def epoch_file(self, epoch: int, kind: str) -> Path:
         return self.checkpoint / f"epoch-{epoch:04d}.{kind}.safetensors"
+
+
+@dataclass
+class RunSettings:
+    """What a run was asked to do (run.json's ``settings``); ``--resume`` reuses it."""
+
+    backend: str
+    data: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+    validation_split: float
+    precision: str = "fp32"  # what runs: fp32 or bf16 (``auto`` is decided when the run starts)
+    precision_reason: str = ""  # why: the hardware facts behind the choice
+    resize: bool = False
+    stream: bool | None = None  # None: stream idx:/folder: images from disk only when they would not fit in memory
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], training: TrainingSpec | None = None) -> RunSettings:
+        """Read run.json's ``settings`` object, tolerating run directories older or newer than this code.
+
+        Unknown keys are ignored; missing ones take defaults: backend ``torch``, data ``digits``,
+        the newer fields their dataclass defaults (fp32, no resize, ...), and epochs, batch size,
+        learning rate, seed and validation split the values of ``training`` (the run's spec's
+        ``training`` section, which is what a run without overrides used; default: the spec defaults).
+        """
+        if not isinstance(data, dict):
+            raise RunError(f"run.json's settings must be a JSON object, got {type(data).__name__}")
+        if training is None:
+            from .spec import TrainingSpec
+
+            training = TrainingSpec()
+        defaults: dict[str, Any] = {
+            "backend": "torch", "data": "digits", "epochs": training.epochs, "batch_size": training.batch_size,
+            "learning_rate": training.optimizer.learning_rate, "seed": training.seed,
+            "validation_split": training.validation_split,
+        }  # fmt: skip
+        known = {f.name for f in fields(cls)}
+        return cls(**{**defaults, **{key: value for key, value in data.items() if key in known}})
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``settings`` object train writes to run.json."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """A run directory read back: its spec, settings, kept weights and class names (``load_run``)."""
+
+    paths: RunPaths
+    spec: ModelSpec = field(repr=False)
+    settings: RunSettings
+    weights: Weights = field(repr=False)
+    class_names: list[str] | None = None  # the names of the data's classes when it was trained
+    started: str | None = None  # when training started (run.json), for reports
+
+    @property
+    def root(self) -> Path:
+        return self.paths.root
+
+    def dataset(self, data: str | None = None, resize: bool | None = None) -> Dataset:
+        """The data to evaluate on: ``data`` (default the run's own source), fitted to the spec's input shape
+        and classes, resized when ``resize`` (default: as the run was trained)."""
+        from .data import fit_to_spec, load_data
+
+        resize = self.settings.resize if resize is None else resize
+        return fit_to_spec(load_data(data or self.settings.data), self.spec.input_shape, self.spec.num_classes, resize)
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """The run in ``run_dir`` (spec, settings, kept weights), each checked.
+
+    A run.json that is missing or lacks newer fields still loads (see ``RunSettings.from_json``);
+    missing kept weights are a ``RunError`` (no epoch has finished yet).
+    """
+    from .load import load_spec
+    from .weights import load_weights
+
+    paths = RunPaths(Path(run_dir))
+    if not paths.root.is_dir():
+        raise RunError(f"{paths.root}: no such run directory")
+    spec = load_spec(read_json(paths.spec, "spec"))
+    info = read_json(paths.run, "run settings") if paths.run.exists() else {}
+    if not isinstance(info, dict):
+        raise RunError(f"{paths.run}: unreadable run settings: not a JSON object")
+    try:
+        settings = RunSettings.from_json(info.get("settings", {}), spec.training)
+    except RunError as err:
+        raise RunError(f"{paths.run}: {err}") from None
+    if not paths.weights.exists():
+        raise RunError(f"{paths.root}: no weights.safetensors yet (no epoch has finished)")
+    names = info.get("class_names")
+    return Run(paths, spec, settings, load_weights(paths.weights, spec),
+               class_names=list(names) if isinstance(names, list) else None, started=info.get("started"))  # fmt: skip
 
 
 def default_run_dir(name: str, backend: str, base: Path = Path("runs")) -> Path:

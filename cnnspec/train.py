@@ -26,9 +26,10 @@ from .data import Dataset, fit_to_spec, is_streamed, load_data, validation_split
 from .errors import RunError
 from .hardware import PRECISIONS, choose_precision, warn_if_emulated
 from .load import load_spec
+from .model import Model
 from .progress import EpochProgress
 from .resources import check_resources
-from .runs import RunLock, RunPaths, default_run_dir, read_json, write_json
+from .runs import RunLock, RunPaths, RunSettings, default_run_dir, read_json, write_json
 from .spec import ModelSpec
 from .weights import load_weights, save_weights, spec_hash
 
@@ -37,31 +38,18 @@ class TrainingInterrupted(RunError):
     """Ctrl-C during training; the last finished epoch is kept and can be resumed."""
 
 
-@dataclass
-class RunSettings:
-    """What a run was asked to do (run.json); ``--resume`` reuses it."""
-
-    backend: str
-    data: str
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    seed: int
-    validation_split: float
-    precision: str = "fp32"  # what runs: fp32 or bf16 (``auto`` is decided when the run starts)
-    precision_reason: str = ""  # why: the hardware facts behind the choice
-    resize: bool = False
-    stream: bool | None = None  # None: stream idx:/folder: images from disk only when they would not fit in memory
+__all__ = ["RunSettings", "TrainResult", "TrainingInterrupted", "train"]  # RunSettings lives in cnnspec.runs
 
 
 @dataclass
 class TrainResult:
-    """What ``train`` returns: the run directory, its history and test metrics, the trained model."""
+    """What ``train`` returns: the run directory, its history and test metrics, and the trained model
+    (a ``cnnspec.model.Model`` holding the kept weights; ``model.native`` is the framework's own object)."""
 
     run_dir: Path
     history: dict[str, list[float]]
     metrics: dict[str, Any]
-    model: Any = field(repr=False)
+    model: Model = field(repr=False)
     stop_reason: str = "finished"
 
 
@@ -80,23 +68,24 @@ class _Progress:
 def _settings(spec: ModelSpec, backend: str, data: str, overrides: dict[str, Any], resize: bool,
               stream: bool | None) -> RunSettings:  # fmt: skip
     t = spec.training
-    chosen = {
-        "epochs": t.epochs, "batch_size": t.batch_size, "learning_rate": t.optimizer.learning_rate,
-        "seed": t.seed, "precision": t.precision,
-    }  # fmt: skip
-    chosen.update({key: value for key, value in overrides.items() if value is not None})
-    for key in ("epochs", "batch_size"):
-        if chosen[key] < 1:
-            raise RunError(f"--{key.replace('_', '-')} must be at least 1, got {chosen[key]}")
-    if chosen["learning_rate"] <= 0:
-        raise RunError(f"--lr must be positive, got {chosen['learning_rate']}")
-    if chosen["precision"] not in PRECISIONS:
-        raise RunError(f"--precision must be one of {', '.join(PRECISIONS)}, got {chosen['precision']!r}")
-    choice = choose_precision(chosen["precision"], backend)
+    given = {key: value for key, value in overrides.items() if value is not None}
+    epochs, batch_size = int(given.get("epochs", t.epochs)), int(given.get("batch_size", t.batch_size))
+    learning_rate = float(given.get("learning_rate", t.optimizer.learning_rate))
+    seed, precision = int(given.get("seed", t.seed)), str(given.get("precision", t.precision))
+    for flag, value in (("epochs", epochs), ("batch-size", batch_size)):
+        if value < 1:
+            raise RunError(f"--{flag} must be at least 1, got {value}")
+    if learning_rate <= 0:
+        raise RunError(f"--lr must be positive, got {learning_rate}")
+    if precision not in PRECISIONS:
+        raise RunError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    choice = choose_precision(precision, backend)
     warn_if_emulated(choice)
-    chosen.update(precision=choice.precision, precision_reason=choice.reason)
-    return RunSettings(backend=backend, data=data, validation_split=t.validation_split, resize=resize, stream=stream,
-                       **chosen)  # fmt: skip
+    return RunSettings(
+        backend=backend, data=data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+        validation_split=t.validation_split, precision=choice.precision, precision_reason=choice.reason,
+        resize=resize, stream=stream,
+    )  # fmt: skip
 
 
 def train(
@@ -128,7 +117,12 @@ def train(
     if resume is not None:
         paths = RunPaths(Path(resume))
         spec = load_spec(read_json(paths.spec, "spec"))
-        settings = RunSettings(**read_json(paths.run, "run settings")["settings"])
+        info = read_json(paths.run, "run settings")
+        recorded = info.get("settings", {}) if isinstance(info, dict) else info
+        try:
+            settings = RunSettings.from_json(recorded, spec.training)
+        except RunError as err:
+            raise RunError(f"{paths.run}: {err}") from None
         if epochs is not None:
             settings.epochs = epochs
         warn_if_emulated(choose_precision(settings.precision, settings.backend))  # another machine, perhaps
@@ -142,11 +136,11 @@ def train(
         if paths.run.exists() or paths.state.exists():
             raise RunError(f"{paths.root} already holds a run; continue it with --resume {paths.root} or pick another --out")
     check_resources(spec, settings.batch_size)
-    from .backends import TRAINING_BACKENDS, load_backend
+    from .backends import TRAINING_BACKENDS, training_backend
 
     if settings.backend not in TRAINING_BACKENDS:
         raise RunError(f"backend {settings.backend!r} cannot train; use one of: {', '.join(TRAINING_BACKENDS)}")
-    framework = load_backend(settings.backend)  # a missing framework fails before anything is written
+    framework = training_backend(settings.backend)  # a missing framework fails before anything is written
     images = load_data(settings.data, follow_symlinks, settings.stream)
     dataset = fit_to_spec(images, spec.input_shape, spec.num_classes, settings.resize)
     _check_writable(paths.root, spec)
@@ -198,7 +192,7 @@ class _Run:
         elif not resuming:
             write_json(paths.spec, spec.to_dict())
             write_json(paths.run, {
-                "settings": asdict(settings), "spec_hash": spec_hash(spec), "cnnspec": __version__,
+                "settings": settings.to_json(), "spec_hash": spec_hash(spec), "cnnspec": __version__,
                 "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "class_names": dataset.class_names,
             })  # fmt: skip
@@ -364,7 +358,7 @@ class _Run:
             print(f"Test: accuracy {test['accuracy']:.4f} - loss {test['loss']:.4f} ({len(x_test):,} images, "
                   f"weights of epoch {p.best_epoch})")  # fmt: skip
             print(f"Run saved to {paths.root}")
-        return TrainResult(paths.root, p.history, metrics, self.model, reason)
+        return TrainResult(paths.root, p.history, metrics, Model(self.spec, self.settings.backend, self.model), reason)
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -8,6 +8,8 @@ spec's input shape and class count; ``validation_split`` holds out Keras's share
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dataclasses import replace
 from pathlib import Path
 
@@ -110,7 +112,7 @@ def validation_split(x: np.ndarray, y: np.ndarray, fraction: float):
     return (x[:cut], y[:cut]), (x[cut:], y[cut:])
 
 
-def read_inputs(paths: list[str | Path], input_shape: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
+def read_inputs(paths: Sequence[str | Path], input_shape: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
     """Images (PNG/JPG/...) or .npy arrays -> (N, H, W, C) float32 fitted to ``input_shape``, with a label per row.
 
     Images are converted to the spec's channel count and resized; bytes are scaled to [0, 1].

@@ -50,7 +50,8 @@ def test_prediction_titles_match_the_model(trained):
     root, report = trained
     from cnnspec.backends import torch_backend as tb
 
-    spec, _, weights = cnnspec.load_run(root)
+    run = cnnspec.load_run(root)
+    spec, weights = run.spec, run.weights
     data = cnnspec.load_data("digits")
     predicted = tb.predict(tb.build(spec, weights), data.x_test[report.grid_indices]).argmax(1)
     expected = [f"{SPEC['class_names'][p]} ({SPEC['class_names'][t]})"
