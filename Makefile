@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := runs/demo
 
-.PHONY: install demo test bench clean
+.PHONY: install demo lint test bench clean
 
 install: $(STAMP)
 
@@ -35,7 +35,13 @@ demo: $(STAMP)
 STOCK_TF_TESTS := tests/parity tests/backends/test_keras_backend.py tests/backends/test_precision.py \
                   tests/backends/test_streamed_training.py
 
-test: $(STAMP)
+# Lint, format and types first: they take seconds, the suite minutes.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest
 	TF_ENABLE_ONEDNN_OPTS=0 $(BIN)/python -m pytest -q -m "not slow" $(STOCK_TF_TESTS)
 
@@ -44,4 +50,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) runs .pytest_cache .hypothesis .mypy_cache .ruff_cache
