@@ -96,7 +96,10 @@ def quiet_tensorflow() -> None:
             os.dup2(saved, 2)
             os.close(saved)
         captured.seek(0)
-        kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
-                if line.strip() and not any(noise in line for noise in _TF_NOISE)]  # fmt: skip
+        kept = [
+            line
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+            if line.strip() and not any(noise in line for noise in _TF_NOISE)
+        ]
     if kept:
         sys.stderr.write("".join(kept))

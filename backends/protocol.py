@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 if TYPE_CHECKING:
     import numpy as np
 
-    from cnnspec.spec import ModelSpec, TrainingSpec
+    from cnnspec.spec import ModelSpec
     from cnnspec.weights import Weights
 
 # progress(batches done, batches in all, metrics so far): what fit_epoch reports to the progress bar

@@ -53,8 +53,10 @@ def main() -> None:
     print(f"mnist_cnn, batch {BATCH}, fp32, one training step (median of {ROUNDS} rounds of {STEPS}):\n")
     print("| forward | first step (compiles) | step | images/s | ratio to eager |\n|---|---|---|---|---|")
     print(f"| eager (cnnspec default) | | {eager * 1e3:.1f} ms | {BATCH / eager:,.0f} | 1.00 |")
-    print(f"| torch.compile | {compile_seconds:.1f} s | {compiled * 1e3:.1f} ms | {BATCH / compiled:,.0f} | "
-          f"{eager / compiled:.2f} |")  # fmt: skip
+    print(
+        f"| torch.compile | {compile_seconds:.1f} s | {compiled * 1e3:.1f} ms | {BATCH / compiled:,.0f} | "
+        f"{eager / compiled:.2f} |"
+    )
     verdict = "slower" if compiled > eager else "faster"
     print(f"\ntorch.compile is {verdict} here{', so cnnspec offers no --compile' if verdict == 'slower' else ''}.")
 

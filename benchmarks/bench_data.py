@@ -28,8 +28,12 @@ from cnnspec.backends import torch_backend  # noqa: E402
 from cnnspec.data import load_data  # noqa: E402
 
 N_TRAIN, N_TEST, BATCH, REPEATS = 12_800, 256, 128, 5
-IDX_NAMES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
-             "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}  # fmt: skip
+IDX_NAMES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
 
 
 def digit_like(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,8 +50,12 @@ def write_sources(root: Path) -> dict[str, str]:
     from PIL import Image
 
     splits = {"train": digit_like(N_TRAIN, 0), "test": digit_like(N_TEST, 1)}
-    arrays = {"x_train": splits["train"][0], "y_train": splits["train"][1],
-              "x_test": splits["test"][0], "y_test": splits["test"][1]}  # fmt: skip
+    arrays = {
+        "x_train": splits["train"][0],
+        "y_train": splits["train"][1],
+        "x_test": splits["test"][0],
+        "y_test": splits["test"][1],
+    }
     (root / "idx").mkdir()
     for key, array in arrays.items():
         write_idx_file(root / "idx" / IDX_NAMES[key], array)
@@ -101,18 +109,26 @@ def main() -> None:
             "idx streamed": load_seconds(sources["idx"], stream=True),
             "folder streamed": load_seconds(sources["folder"], stream=True),
         }
-    print(f"One epoch of {N_TRAIN:,} MNIST-shaped images, mnist_cnn, torch fp32, batch {BATCH}; median of {REPEATS} "
-          "epochs after the first, timed in turns; the ratio is the median of per-round ratios.\n")  # fmt: skip
-    print("| data | images/s | ratio to in memory | first epoch, images/s | load before training |\n"
-          "|---|---|---|---|---|")  # fmt: skip
-    labels = {"in memory": "in memory (numpy)", "idx streamed": "`idx:` streamed (memory-mapped)",
-              "folder streamed": "`folder:` streamed (PNGs decoded on worker threads)"}  # fmt: skip
+    print(
+        f"One epoch of {N_TRAIN:,} MNIST-shaped images, mnist_cnn, torch fp32, batch {BATCH}; median of {REPEATS} "
+        "epochs after the first, timed in turns; the ratio is the median of per-round ratios.\n"
+    )
+    print(
+        "| data | images/s | ratio to in memory | first epoch, images/s | load before training |\n|---|---|---|---|---|"
+    )
+    labels = {
+        "in memory": "in memory (numpy)",
+        "idx streamed": "`idx:` streamed (memory-mapped)",
+        "folder streamed": "`folder:` streamed (PNGs decoded on worker threads)",
+    }
     load_labels = {"in memory": "decode all PNGs"}
     for name, seconds in times.items():
         ratio = paired_ratio(times, name, "in memory")
         load = f"{loads[name]:.2f} s" + (f" ({load_labels[name]})" if name in load_labels else "")
-        print(f"| {labels[name]} | {N_TRAIN / statistics.median(seconds):,.0f} | {ratio:.2f} | "
-              f"{N_TRAIN / first[name]:,.0f} | {load} |")  # fmt: skip
+        print(
+            f"| {labels[name]} | {N_TRAIN / statistics.median(seconds):,.0f} | {ratio:.2f} | "
+            f"{N_TRAIN / first[name]:,.0f} | {load} |"
+        )
 
 
 if __name__ == "__main__":

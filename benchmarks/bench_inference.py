@@ -48,12 +48,16 @@ def main() -> dict[str, dict[str, float]]:
 
     runners = {
         "onnxruntime (cnnspec.Predictor)": (lambda: predictor.predict(x1), lambda: predictor.predict(x256)),
-        "onnxruntime (bare session.run)": (lambda: session.run(["output"], {"input": x1}),
-                                           lambda: session.run(["output"], {"input": x256})),
+        "onnxruntime (bare session.run)": (
+            lambda: session.run(["output"], {"input": x1}),
+            lambda: session.run(["output"], {"input": x256}),
+        ),
         "torch eager (inference_mode)": (lambda: torch_call(t1), lambda: torch_call(t256)),
-        "keras (model call / predict)": (lambda: keras_model(x1, training=False),
-                                         lambda: keras_model.predict(x256, batch_size=256, verbose=0)),
-    }  # fmt: skip
+        "keras (model call / predict)": (
+            lambda: keras_model(x1, training=False),
+            lambda: keras_model.predict(x256, batch_size=256, verbose=0),
+        ),
+    }
     results = {}
     for name, (one, many) in runners.items():
         latency = median_time(one, repeats=CALLS_1 if "keras" not in name else 60, warmup=20)
@@ -69,8 +73,10 @@ def table(results: dict[str, dict[str, float]]) -> str:
     for name, r in results.items():
         if name == "export":
             continue
-        lines.append(f"| {name} | {r['batch1_ms']:.3f} ms | {torch_ms / r['batch1_ms']:.1f}x | "
-                     f"{r['batch256_img_s']:,.0f} img/s |")  # fmt: skip
+        lines.append(
+            f"| {name} | {r['batch1_ms']:.3f} ms | {torch_ms / r['batch1_ms']:.1f}x | "
+            f"{r['batch256_img_s']:,.0f} img/s |"
+        )
     lines.append(f"\nExport (spec + weights -> ONNX graph, in memory): {results['export']['ms']:.1f} ms")
     return "\n".join(lines)
 

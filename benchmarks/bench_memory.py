@@ -40,10 +40,12 @@ BASELINES = {"torch": "torch-hand", "keras": "keras-hand"}
 
 def write_idx(folder: Path) -> None:
     rng = np.random.default_rng(0)
-    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (N, 28, 28), dtype=np.uint8),
-              "train-labels-idx1-ubyte": rng.integers(0, 10, N).astype(np.uint8),
-              "t10k-images-idx3-ubyte": rng.integers(0, 256, (100, 28, 28), dtype=np.uint8),
-              "t10k-labels-idx1-ubyte": rng.integers(0, 10, 100).astype(np.uint8)}  # fmt: skip
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (N, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, N).astype(np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (100, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, 100).astype(np.uint8),
+    }
     for name, array in arrays.items():
         write_idx_file(folder / name, array)
 
@@ -112,12 +114,19 @@ def main() -> None:
         write_idx(Path(tmp))
         for _ in range(ROUNDS):
             for name in CONFIGS:
-                proc = subprocess.run([sys.executable, __file__, "--child", name, f"idx:{tmp}"], capture_output=True,
-                                      text=True, cwd=ROOT, check=True)  # fmt: skip
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--child", name, f"idx:{tmp}"],
+                    capture_output=True,
+                    text=True,
+                    cwd=ROOT,
+                    check=True,
+                )
                 results[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
     rates = {name: statistics.median(r["images_per_s"] for r in runs) for name, runs in results.items()}
-    print(f"mnist_cnn, {N:,} MNIST-shaped training images (188 MB as float32), batch {BATCH}, Adam; each row a fresh "
-          f"process, median of {ROUNDS}; images/s over {STEPS} steps after {WARMUP} warm-up steps.\n")
+    print(
+        f"mnist_cnn, {N:,} MNIST-shaped training images (188 MB as float32), batch {BATCH}, Adam; each row a fresh "
+        f"process, median of {ROUNDS}; images/s over {STEPS} steps after {WARMUP} warm-up steps.\n"
+    )
     print("| configuration | peak memory | images/s | ratio to its hand-written fp32 |\n|---|---|---|---|")
     for name, (label, framework) in CONFIGS.items():
         peak = statistics.median(r["peak_mb"] for r in results[name])

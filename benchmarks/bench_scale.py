@@ -75,8 +75,10 @@ def model_table(specs, x, y) -> str:
     for spec in specs:
         seconds = statistics.median(times[spec.name]) / N
         mflops = forward_flops(spec) / 1e6
-        lines.append(f"| {spec.name} | {spec.summary().total_params:,} | {mflops:.2f} | {1 / seconds:,.0f} | "
-                     f"{seconds * 1e6:.0f} | {3 * mflops / seconds / 1e3:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {spec.name} | {spec.summary().total_params:,} | {mflops:.2f} | {1 / seconds:,.0f} | "
+            f"{seconds * 1e6:.0f} | {3 * mflops / seconds / 1e3:.0f} |"
+        )
     return "\n".join(lines)
 
 

@@ -27,12 +27,18 @@ def hand_written(loss: str):
     import keras
 
     layers = keras.layers
-    net = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(32, 3, padding="same", activation="relu"), layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, padding="same", activation="relu"), layers.MaxPooling2D(2),
-        layers.Flatten(), layers.Dense(64, activation="relu"), layers.Dense(10, activation="softmax"),
-    ])  # fmt: skip
+    net = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
     net.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, metrics=["accuracy"])
     return net
 
@@ -44,6 +50,7 @@ def main() -> dict[str, list[float]]:
 
     x, y = mnist_shaped(N)
     spec = cnnspec.load_spec(ROOT / "specs" / "mnist_cnn.yaml")
+
     def compiled(precision: str):
         model = keras_backend.build(spec, precision=precision)
         trainer = keras_backend.Trainer(model, spec.training, precision=precision)

@@ -39,10 +39,17 @@ LABELS = {
 
 def hand_written() -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 64), nn.ReLU(), nn.Linear(64, 10),
-    )  # fmt: skip
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
 
 
 def cnnspec_epoch(spec, x, y, batch: int, precision: str = "fp32") -> Callable[[], None]:
@@ -85,17 +92,22 @@ def main() -> dict[str, list[float]]:
     torch.manual_seed(0)
     x, y = mnist_shaped(N)
     spec = cnnspec.load_spec(ROOT / "specs" / "mnist_cnn.yaml")
-    return interleaved({
-        "auto": cnnspec_epoch(spec, x, y, BATCH, precision=AUTO.precision),
-        "fp32": cnnspec_epoch(spec, x, y, BATCH),
-        "bf16": cnnspec_epoch(spec, x, y, BATCH, precision="bf16"),
-        "hand-written channels-last": hand_written_epoch(x, y, BATCH, channels_last=True),
-        "hand-written": hand_written_epoch(x, y, BATCH),
-    }, REPEATS)  # fmt: skip
+    return interleaved(
+        {
+            "auto": cnnspec_epoch(spec, x, y, BATCH, precision=AUTO.precision),
+            "fp32": cnnspec_epoch(spec, x, y, BATCH),
+            "bf16": cnnspec_epoch(spec, x, y, BATCH, precision="bf16"),
+            "hand-written channels-last": hand_written_epoch(x, y, BATCH, channels_last=True),
+            "hand-written": hand_written_epoch(x, y, BATCH),
+        },
+        REPEATS,
+    )
 
 
 if __name__ == "__main__":
     times = main()
     print(training_table("torch", N, BATCH, times, LABELS))
-    print(f"\n`--precision auto` chose {AUTO.reason.removeprefix('auto: ')}; "
-          f"its speed is {paired_ratio(times, 'auto', 'fp32'):.2f}x that of fp32 (paired; 1.00 when it chose fp32).")
+    print(
+        f"\n`--precision auto` chose {AUTO.reason.removeprefix('auto: ')}; "
+        f"its speed is {paired_ratio(times, 'auto', 'fp32'):.2f}x that of fp32 (paired; 1.00 when it chose fp32)."
+    )

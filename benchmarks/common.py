@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import statistics
 import time
@@ -66,15 +65,23 @@ def machine() -> str:
 
     facts = describe()
     flags = ", ".join(facts["flags"]) or "none of note"
-    bf16 = ("native, with AMX matrix units" if facts["bf16_matrix_units"] else
-            "native (dot products only)" if facts["native_bf16"] else "emulated")  # fmt: skip
-    return (f"{facts['cpu']} ({facts['machine']}), {facts['cores']} cores; flags: {flags}; bf16: {bf16}; "
-            f"TensorFlow oneDNN: {'on' if facts['tensorflow_onednn'] else 'off'}; "
-            f"GPU: {gpu_description() or 'none'}; Python {platform.python_version()}")
+    bf16 = (
+        "native, with AMX matrix units"
+        if facts["bf16_matrix_units"]
+        else "native (dot products only)"
+        if facts["native_bf16"]
+        else "emulated"
+    )
+    return (
+        f"{facts['cpu']} ({facts['machine']}), {facts['cores']} cores; flags: {flags}; bf16: {bf16}; "
+        f"TensorFlow oneDNN: {'on' if facts['tensorflow_onednn'] else 'off'}; "
+        f"GPU: {gpu_description() or 'none'}; Python {platform.python_version()}"
+    )
 
 
-def training_table(framework: str, n: int, batch: int, times: dict[str, list[float]], labels: dict[str, str],
-                   spec: str = "mnist_cnn") -> str:  # fmt: skip
+def training_table(
+    framework: str, n: int, batch: int, times: dict[str, list[float]], labels: dict[str, str], spec: str = "mnist_cnn"
+) -> str:
     """Markdown rows of images/s, each with its paired ratio to the hand-written fp32 baseline."""
     repeats = len(next(iter(times.values())))
     lines = [
@@ -84,5 +91,7 @@ def training_table(framework: str, n: int, batch: int, times: dict[str, list[flo
         "|---|---|---|",
     ]
     for name, seconds in medians(times).items():
-        lines.append(f"| {labels.get(name, name)} | {n / seconds:,.0f} | {paired_ratio(times, name, 'hand-written'):.2f} |")
+        lines.append(
+            f"| {labels.get(name, name)} | {n / seconds:,.0f} | {paired_ratio(times, name, 'hand-written'):.2f} |"
+        )
     return "\n".join(lines)

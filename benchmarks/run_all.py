@@ -52,13 +52,24 @@ def update_readme(results: str) -> None:
 
 
 def main() -> None:
-    sections = [f"# Benchmark results\n\nMachine: {machine()}. Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n"
-                "Every ratio is measured against its baseline in the same run.\n"]  # fmt: skip
+    sections = [
+        f"# Benchmark results\n\nMachine: {machine()}. Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n"
+        "Every ratio is measured against its baseline in the same run.\n"
+    ]
     for title, script in SCRIPTS:
         print(f"== {title} ({script})", flush=True)
-        proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script)], capture_output=True, text=True,
-                              cwd=ROOT, env={"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ})  # fmt: skip
-        body = proc.stdout.strip() if proc.returncode == 0 else f"FAILED (exit {proc.returncode}):\n```\n{proc.stderr[-2000:]}\n```"
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / script)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ},
+        )
+        body = (
+            proc.stdout.strip()
+            if proc.returncode == 0
+            else f"FAILED (exit {proc.returncode}):\n```\n{proc.stderr[-2000:]}\n```"
+        )
         print(body, flush=True)
         sections.append(f"## {title}\n\n{body}\n")
     results = "\n".join(sections)

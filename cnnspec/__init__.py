@@ -18,8 +18,17 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     **dict.fromkeys(
-        ["BackendUnavailable", "CnnspecError", "DataError", "ModelError", "ModelFileError", "RunError", "SpecError",
-         "SpecIssue", "WeightsError"],
+        [
+            "BackendUnavailable",
+            "CnnspecError",
+            "DataError",
+            "ModelError",
+            "ModelFileError",
+            "RunError",
+            "SpecError",
+            "SpecIssue",
+            "WeightsError",
+        ],
         ".errors",
     ),
     **dict.fromkeys(["load_spec", "dump_spec"], ".load"),
@@ -40,25 +49,32 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from .errors import (
-        BackendUnavailable, CnnspecError, DataError, ModelError, ModelFileError, RunError, SpecError, SpecIssue,
-        WeightsError,
-    )  # fmt: skip
     from .api import build, evaluate, predict
-    from .model import Model
-    from .runs import Run, RunSettings, load_run
     from .data import Dataset, load_data
+    from .errors import (
+        BackendUnavailable,
+        CnnspecError,
+        DataError,
+        ModelError,
+        ModelFileError,
+        RunError,
+        SpecError,
+        SpecIssue,
+        WeightsError,
+    )
     from .export import ExportReport, export_onnx
+    from .layers import *  # noqa: F403  (every registered layer class)
     from .load import dump_spec, load_spec
+    from .model import Model
     from .parity import ParityReport, run_parity
     from .predictor import Predictor
+    from .registry import register_layer
+    from .resources import check_resources
+    from .runs import Run, RunSettings, load_run
+    from .shapes import ShapeReport, infer_shapes
+    from .spec import SGD, Adam, EarlyStopping, ModelSpec, RMSprop, TrainingSpec
     from .train import TrainingInterrupted, TrainResult, train
     from .weights import initial_weights, load_weights, save_weights
-    from .resources import check_resources
-    from .shapes import ShapeReport, infer_shapes
-    from .layers import *  # noqa: F403  (every registered layer class)
-    from .registry import register_layer
-    from .spec import SGD, Adam, EarlyStopping, ModelSpec, RMSprop, TrainingSpec
 
 
 def _layer_classes() -> dict[str, Any]:

@@ -74,14 +74,18 @@ def predict(model: Model | Any, x: np.ndarray, backend: str | None = None, batch
     """
     if isinstance(model, Model):
         if backend is not None and backend != model.backend:
-            raise ModelError(f"this model was built for the {model.backend} backend, not {backend!r}; "
-                             "leave out backend= (a cnnspec Model knows its own)")  # fmt: skip
+            raise ModelError(
+                f"this model was built for the {model.backend} backend, not {backend!r}; "
+                "leave out backend= (a cnnspec Model knows its own)"
+            )
         return model.predict(x, batch_size=batch_size)
     from .backends import inference_backend
 
     chosen = backend or backend_of(model)
     if chosen is None:
-        raise ModelError(f"cannot tell which backend runs a {type(model).__name__!r} object: pass a Model from "
-                         "cnnspec.build (or cnnspec.train(...).model), or name the backend of a bare framework "
-                         "model, e.g. backend='torch'")  # fmt: skip
+        raise ModelError(
+            f"cannot tell which backend runs a {type(model).__name__!r} object: pass a Model from "
+            "cnnspec.build (or cnnspec.train(...).model), or name the backend of a bare framework "
+            "model, e.g. backend='torch'"
+        )
     return inference_backend(chosen).predict(model, x, batch_size=batch_size)

@@ -71,7 +71,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 @app.callback()
 def main(
-    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Show the version."),
+    version: Optional[bool] = typer.Option(
+        None, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
 ) -> None:
     """cnnspec: one spec, every framework, the same outputs."""
     warnings.showwarning = _show_warning
@@ -136,23 +138,33 @@ def schema() -> None:
 def train(
     spec: Optional[Path] = typer.Argument(None, help="Spec file (omit with --resume).", show_default=False),
     backend: str = typer.Option("torch", "--backend", "-b", help="torch or keras."),
-    data: str = typer.Option("digits", "--data", "-d", help="digits | npz:PATH | idx:DIR | folder:PATH | mnist | fashion_mnist | cifar10."),
+    data: str = typer.Option(
+        "digits", "--data", "-d", help="digits | npz:PATH | idx:DIR | folder:PATH | mnist | fashion_mnist | cifar10."
+    ),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Override training.epochs."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override training.batch_size."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Override the optimizer's learning_rate."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override training.seed."),
     precision: Optional[str] = typer.Option(
-        None, "--precision", help="auto (default: bf16 only where this machine computes it natively and faster), fp32 "
+        None,
+        "--precision",
+        help="auto (default: bf16 only where this machine computes it natively and faster), fp32 "
         "(exact parity with every backend) or bf16.",
-    ),  # fmt: skip
+    ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/<spec>-<backend>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
-    resize: bool = typer.Option(False, "--resize", help="Resize images (and convert channels) to the spec's input_shape."),
-    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Let folder: data follow links out of its root."),
+    resize: bool = typer.Option(
+        False, "--resize", help="Resize images (and convert channels) to the spec's input_shape."
+    ),
+    follow_symlinks: bool = typer.Option(
+        False, "--follow-symlinks", help="Let folder: data follow links out of its root."
+    ),
     stream: Optional[bool] = typer.Option(
-        None, "--stream/--no-stream", show_default=False,
+        None,
+        "--stream/--no-stream",
+        show_default=False,
         help="Read idx:/folder: images from disk a batch at a time (default: only when they would not fit in memory).",
-    ),  # fmt: skip
+    ),
     tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard scalar logs here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
@@ -165,9 +177,23 @@ def train(
         raise typer.BadParameter(f"--precision must be auto, fp32 or bf16, got {precision!r}")
     with user_errors():
         try:
-            train_spec(spec, backend, data, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
-                       precision=precision, out=out, resume=resume, resize=resize, follow_symlinks=follow_symlinks,
-                       stream=stream, tensorboard=tensorboard, verbose=not quiet)  # fmt: skip
+            train_spec(
+                spec,
+                backend,
+                data,
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=lr,
+                seed=seed,
+                precision=precision,
+                out=out,
+                resume=resume,
+                resize=resize,
+                follow_symlinks=follow_symlinks,
+                stream=stream,
+                tensorboard=tensorboard,
+                verbose=not quiet,
+            )
         except TrainingInterrupted as err:
             typer.echo(f"\n{err}", err=True)
             raise typer.Exit(130) from None
@@ -189,7 +215,9 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(metrics))
     else:
-        typer.echo(f"{target}: accuracy {metrics['accuracy']:.4f} - loss {metrics['loss']:.4f} ({metrics['n']:,} test images)")
+        typer.echo(
+            f"{target}: accuracy {metrics['accuracy']:.4f} - loss {metrics['loss']:.4f} ({metrics['n']:,} test images)"
+        )
 
 
 export_app = typer.Typer(help="Export a trained run.", no_args_is_help=True)
@@ -204,9 +232,13 @@ def export_onnx(
     layout: str = typer.Option("nhwc", "--layout", help="Input layout: nhwc (the spec's, default) or nchw."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare ONNX Runtime with the run's backend."),
     tolerance: float = typer.Option(
-        ATOL, "--tolerance", help="Allowed difference when verifying, scaled by max(1, the largest value in the network)."
+        ATOL,
+        "--tolerance",
+        help="Allowed difference when verifying, scaled by max(1, the largest value in the network).",
     ),
-    quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: static quantization calibrated on training data."),
+    quantize: Optional[str] = typer.Option(
+        None, "--quantize", help="int8: static quantization calibrated on training data."
+    ),
     fp16: bool = typer.Option(False, "--fp16", help="Float16 weights and arithmetic (float32 input/output)."),
 ) -> None:
     """Export a run's kept weights to ONNX: checked, shape-inferred, and verified against the training backend."""
@@ -220,21 +252,26 @@ def export_onnx(
         raise typer.BadParameter("choose one of --quantize int8 and --fp16")
     variant = "int8" if quantize else ("fp16" if fp16 else "fp32")
     with user_errors():
-        report = export(run_dir, output, opset=opset, layout=layout, verify=verify, atol=tolerance,
-                        variant=variant)  # fmt: skip
-    typer.echo(f"Exported {report.path} (opset {report.opset}, {report.layout} input, {report.size_bytes:,} bytes) "
-               f"in {report.export_seconds * 1000:.1f} ms")  # fmt: skip
+        report = export(run_dir, output, opset=opset, layout=layout, verify=verify, atol=tolerance, variant=variant)
+    typer.echo(
+        f"Exported {report.path} (opset {report.opset}, {report.layout} input, {report.size_bytes:,} bytes) "
+        f"in {report.export_seconds * 1000:.1f} ms"
+    )
     if report.max_abs_diff is not None:
         before = f" before {report.variant} conversion" if report.variant != "fp32" else ""
-        typer.echo(f"Verified: ONNX Runtime vs {report.reference}, max abs difference {report.max_abs_diff:.2e} "
-                   f"(tolerance {report.tolerance:.1e}){before}")  # fmt: skip
+        typer.echo(
+            f"Verified: ONNX Runtime vs {report.reference}, max abs difference {report.max_abs_diff:.2e} "
+            f"(tolerance {report.tolerance:.1e}){before}"
+        )
     if report.accuracy is not None and report.accuracy_fp32 is not None:
         assert report.images_per_second is not None and report.images_per_second_fp32  # measured with the accuracies
         change = 100 * (report.accuracy - report.accuracy_fp32)
         speedup = report.images_per_second / report.images_per_second_fp32
-        typer.echo(f"{report.variant}: test accuracy {report.accuracy:.4f} vs fp32 {report.accuracy_fp32:.4f} "
-                   f"({change:+.2f} points); batch 256 on CPU {report.images_per_second:,.0f} vs "
-                   f"{report.images_per_second_fp32:,.0f} img/s ({speedup:.2f}x)")  # fmt: skip
+        typer.echo(
+            f"{report.variant}: test accuracy {report.accuracy:.4f} vs fp32 {report.accuracy_fp32:.4f} "
+            f"({change:+.2f} points); batch 256 on CPU {report.images_per_second:,.0f} vs "
+            f"{report.images_per_second_fp32:,.0f} img/s ({speedup:.2f}x)"
+        )
 
 
 @app.command()
@@ -256,8 +293,10 @@ def predict(
             x = x.transpose(0, 3, 1, 2)
         results = predictor.top_k(x, max(1, top))
     if as_json:
-        rows = [{"input": label, "top": [{"class": c, "name": n, "probability": p} for c, n, p in best]}
-                for label, best in zip(labels, results)]  # fmt: skip
+        rows = [
+            {"input": label, "top": [{"class": c, "name": n, "probability": p} for c, n, p in best]}
+            for label, best in zip(labels, results)
+        ]
         typer.echo(json.dumps(rows, indent=2))
         return
     for label, best in zip(labels, results):
@@ -287,8 +326,11 @@ def parity(
         for name, why in report.missing.items():
             typer.echo(f"({name} not compared: {why})")
         first = report.first_divergence
-        verdict = (f"OK: every layer within its tolerance (max difference {report.worst:.2e})" if first is None else
-                   f"MISMATCH: first diverging layer '{first['name']}' ({first['type']})")  # fmt: skip
+        verdict = (
+            f"OK: every layer within its tolerance (max difference {report.worst:.2e})"
+            if first is None
+            else f"MISMATCH: first diverging layer '{first['name']}' ({first['type']})"
+        )
         typer.echo(verdict)
     if not report.ok:
         raise typer.Exit(1)
@@ -325,8 +367,10 @@ def data_preview(
 
     with user_errors():
         facts = preview(data, output, samples=max(1, samples))
-    typer.echo(f"{facts['source']}: train {tuple(facts['train_shape'])}, test {tuple(facts['test_shape'])}, "
-               f"values {facts['value_range'][0]:.3g}..{facts['value_range'][1]:.3g}")  # fmt: skip
+    typer.echo(
+        f"{facts['source']}: train {tuple(facts['train_shape'])}, test {tuple(facts['test_shape'])}, "
+        f"values {facts['value_range'][0]:.3g}..{facts['value_range'][1]:.3g}"
+    )
     typer.echo("class counts (train): " + ", ".join(f"{k}: {v}" for k, v in facts["class_counts"].items()))
     typer.echo(f"grid written to {facts['output']}")
 

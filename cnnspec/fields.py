@@ -56,8 +56,18 @@ Padding = Annotated[Literal["valid", "same"], BeforeValidator(_lower)]
 
 # Keras 3's activation names; every backend implements each (their constants: cnnspec.numerics).
 ACTIVATIONS = (
-    "linear", "relu", "elu", "selu", "sigmoid", "tanh", "softmax", "softplus", "swish", "gelu", "leaky_relu",
-)  # fmt: skip
+    "linear",
+    "relu",
+    "elu",
+    "selu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "softplus",
+    "swish",
+    "gelu",
+    "leaky_relu",
+)
 ActivationName = Literal[ACTIVATIONS]  # type: ignore[valid-type]
 
 # Layer names become weight keys ("<name>/kernel") and ONNX node names.

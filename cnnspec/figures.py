@@ -83,20 +83,27 @@ def confusion_figure(matrix: np.ndarray, names: Sequence[str]) -> bytes:
     size = max(4.0, 0.5 * len(names) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(matrix, cmap="Blues")
-    ax.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="predicted", ylabel="true",
-           title="Confusion matrix (test split)")  # fmt: skip
+    ax.set(
+        xticks=range(len(names)),
+        yticks=range(len(names)),
+        xlabel="predicted",
+        ylabel="true",
+        title="Confusion matrix (test split)",
+    )
     ax.set_xticklabels(names, rotation=45, ha="right")
     ax.set_yticklabels(names)
     threshold = matrix.max() / 2 if matrix.size else 0
     for (i, j), count in np.ndenumerate(matrix):
         if count:
-            ax.text(j, i, str(count), ha="center", va="center", color="white" if count > threshold else "black",
-                    fontsize=8)  # fmt: skip
+            ax.text(
+                j, i, str(count), ha="center", va="center", color="white" if count > threshold else "black", fontsize=8
+            )
     return _png(fig)
 
 
-def prediction_grid(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str],
-                    title: str) -> tuple[bytes, list[str]]:  # fmt: skip
+def prediction_grid(
+    images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str], title: str
+) -> tuple[bytes, list[str]]:
     """Titled "predicted (true)", blue when right, red when wrong; returns the titles too."""
     fig, axes = _tiles(len(images), (1.5, 1.7))
     titles = []

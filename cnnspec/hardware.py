@@ -27,8 +27,21 @@ BF16_DOT_FLAGS = ("avx512_bf16",)  # bf16 dot-product instructions (Cooper Lake,
 BF16_MATRIX_FLAGS = ("amx_bf16",)  # AMX tile units (Sapphire Rapids and newer)
 # TensorFlow turns oneDNN on by default only where it pays (RFC 400): AVX-512 VNNI/BF16, AVX-VNNI or AMX
 ONEDNN_DEFAULT_FLAGS = ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile")
-REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
-                  "amx_int8", "asimd", "bf16", "sve", "i8mm")  # fmt: skip
+REPORTED_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "asimd",
+    "bf16",
+    "sve",
+    "i8mm",
+)
 
 
 class PrecisionWarning(CnnspecWarning):
@@ -116,11 +129,16 @@ def choose_precision(requested: str, backend: str, cpu: CpuInfo | None = None) -
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
     cpu = cpu or cpu_info()
-    native, why_not = cpu.native_bf16, "this CPU has no native bf16 (no avx512_bf16, amx_bf16 or Arm BF16): it is emulated, ~6x slower than fp32"
+    native, why_not = (
+        cpu.native_bf16,
+        "this CPU has no native bf16 (no avx512_bf16, amx_bf16 or Arm BF16): it is emulated, ~6x slower than fp32",
+    )
     if native and backend == "keras" and not tensorflow_uses_onednn(cpu):
         native = False
-        why_not = ("TensorFlow's oneDNN kernels are off here (TF_ENABLE_ONEDNN_OPTS=0, or TF's default on this CPU), "
-                   "so Keras emulates bf16: ~10x slower than fp32")  # fmt: skip
+        why_not = (
+            "TensorFlow's oneDNN kernels are off here (TF_ENABLE_ONEDNN_OPTS=0, or TF's default on this CPU), "
+            "so Keras emulates bf16: ~10x slower than fp32"
+        )
     if requested == "fp32":
         return PrecisionChoice(requested, "fp32", "asked for fp32", native)
     if requested == "bf16":
@@ -130,20 +148,26 @@ def choose_precision(requested: str, backend: str, cpu: CpuInfo | None = None) -
     if not native:
         return PrecisionChoice(requested, "fp32", f"auto: fp32, because {why_not}", native)
     if cpu.bf16_matrix_units:
-        return PrecisionChoice(requested, "bf16", "auto: bf16, because this CPU has bf16 matrix units (amx_bf16)", native)
+        return PrecisionChoice(
+            requested, "bf16", "auto: bf16, because this CPU has bf16 matrix units (amx_bf16)", native
+        )
     return PrecisionChoice(
-        requested, "fp32",
+        requested,
+        "fp32",
         "auto: fp32; this CPU has bf16 dot products but no bf16 matrix units (AMX), where bf16 trained no faster",
         native,
-    )  # fmt: skip
+    )
 
 
 def warn_if_emulated(choice: PrecisionChoice) -> None:
     """An explicit bf16 where it is only emulated: say so once, with the reason."""
     if choice.precision == "bf16" and not choice.native:
-        warnings.warn(f"--precision bf16: {choice.reason.removeprefix('asked for bf16, but ')}; "
-                      "training will be much slower than fp32 (use --precision auto or fp32)",
-                      PrecisionWarning, stacklevel=3)  # fmt: skip
+        warnings.warn(
+            f"--precision bf16: {choice.reason.removeprefix('asked for bf16, but ')}; "
+            "training will be much slower than fp32 (use --precision auto or fp32)",
+            PrecisionWarning,
+            stacklevel=3,
+        )
 
 
 def gpu_description() -> str | None:

@@ -74,9 +74,12 @@ class Model:
 
 # where a framework model's classes come from -> the backend that runs it
 _FRAMEWORK_MODULES = {
-    "cnnspec.backends.torch_backend": "torch", "cnnspec.backends.keras_backend": "keras",
-    "cnnspec.backends.onnx_backend": "onnx", "torch": "torch", "keras": "keras",
-}  # fmt: skip
+    "cnnspec.backends.torch_backend": "torch",
+    "cnnspec.backends.keras_backend": "keras",
+    "cnnspec.backends.onnx_backend": "onnx",
+    "torch": "torch",
+    "keras": "keras",
+}
 
 
 def backend_of(native: Any) -> str | None:

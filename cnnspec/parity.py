@@ -46,18 +46,26 @@ class ParityReport:
     def to_dict(self) -> dict[str, Any]:
         first = self.first_divergence
         return {
-            "ok": self.ok, "reference": self.reference, "compared": self.compared, "missing": self.missing,
-            "atol": self.atol, "max_abs_diff": self.worst,
+            "ok": self.ok,
+            "reference": self.reference,
+            "compared": self.compared,
+            "missing": self.missing,
+            "atol": self.atol,
+            "max_abs_diff": self.worst,
             "first_divergence": first["name"] if first else None,
             "layers": [{**row, "shape": list(row["shape"])} for row in self.rows],
-        }  # fmt: skip
+        }
 
     def table(self) -> str:
         header = ["layer", "type", "output shape", *[f"{b} vs {self.reference}" for b in self.compared], "tolerance"]
         lines = [header]
         for row in self.rows:
-            cells = [f"{row['diff'][b]:.2e}" + (" !" if row["diff"][b] > row["tolerance"] else "") for b in self.compared]
-            lines.append([row["name"], row["type"], "x".join(map(str, row["shape"])), *cells, f"{row['tolerance']:.1e}"])
+            cells = [
+                f"{row['diff'][b]:.2e}" + (" !" if row["diff"][b] > row["tolerance"] else "") for b in self.compared
+            ]
+            lines.append(
+                [row["name"], row["type"], "x".join(map(str, row["shape"])), *cells, f"{row['tolerance']:.1e}"]
+            )
         widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
         text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
         text.insert(1, "  ".join("-" * w for w in widths))
@@ -86,6 +94,7 @@ def run_parity(spec: ModelSpec, seed: int = 0, batch: int = 8, atol: float = ATO
     for index, (info, tolerance) in enumerate(zip(infer_shapes(spec).layers, tolerances)):
         base = outputs[reference][index]
         diffs = {name: max_difference(outputs[name][index], base) for name in compared}
-        report.rows.append({"name": info.name, "type": info.type, "shape": info.output_shape,
-                            "tolerance": tolerance, "diff": diffs})  # fmt: skip
+        report.rows.append(
+            {"name": info.name, "type": info.type, "shape": info.output_shape, "tolerance": tolerance, "diff": diffs}
+        )
     return report

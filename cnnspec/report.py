@@ -52,8 +52,14 @@ def per_class_metrics(matrix: np.ndarray, names: list[str]) -> list[dict[str, An
     for index, name in enumerate(names):
         predicted, actual = matrix[:, index].sum(), matrix[index].sum()
         hits = matrix[index, index]
-        rows.append({"class": name, "precision": float(hits / predicted) if predicted else 0.0,
-                     "recall": float(hits / actual) if actual else 0.0, "support": int(actual)})  # fmt: skip
+        rows.append(
+            {
+                "class": name,
+                "precision": float(hits / predicted) if predicted else 0.0,
+                "recall": float(hits / actual) if actual else 0.0,
+                "support": int(actual),
+            }
+        )
     return rows
 
 
@@ -94,24 +100,32 @@ def build_report(
     rng = np.random.default_rng(seed)
     report.grid_indices = sorted(rng.choice(len(x), size=min(samples, len(x)), replace=False).tolist())
     grid, report.grid_titles = figures.prediction_grid(
-        x[report.grid_indices], y[report.grid_indices], predicted[report.grid_indices], names,
+        x[report.grid_indices],
+        y[report.grid_indices],
+        predicted[report.grid_indices],
+        names,
         "Random test images: predicted (true)",
-    )  # fmt: skip
+    )
     pictures["predictions"] = ("Random test predictions", grid)
 
     wrong = np.flatnonzero(predicted != y)
     report.mistake_indices = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:samples].tolist()
     if report.mistake_indices:
         mistakes, _ = figures.prediction_grid(
-            x[report.mistake_indices], y[report.mistake_indices], predicted[report.mistake_indices], names,
+            x[report.mistake_indices],
+            y[report.mistake_indices],
+            predicted[report.mistake_indices],
+            names,
             "Worst mistakes (most confident wrong predictions): predicted (true)",
-        )  # fmt: skip
+        )
         pictures["mistakes"] = ("Worst mistakes", mistakes)
 
     convs = [layer for layer in spec.layers if layer.convolutional]
     if convs:
-        pictures["filters"] = (f"Filters of {convs[0].name}",
-                               figures.filters_figure(weights[f"{convs[0].name}/kernel"], convs[0].name))  # fmt: skip
+        pictures["filters"] = (
+            f"Filters of {convs[0].name}",
+            figures.filters_figure(weights[f"{convs[0].name}/kernel"], convs[0].name),
+        )
         outputs = model.layer_outputs(x[image : image + 1])
         for layer, out in zip(spec.layers, outputs):
             if layer.convolutional:
@@ -143,10 +157,17 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
 
 def _html(run: Run, source, accuracy, n, report: Report, pictures) -> str:
     spec, settings = run.spec, run.settings
-    setting_rows = [["backend", settings.backend], ["precision", settings.precision], ["data", source],
-                    ["seed", settings.seed], ["epochs", settings.epochs], ["batch size", settings.batch_size],
-                    ["learning rate", settings.learning_rate], ["started", run.started or "?"],
-                    ["test accuracy", f"{accuracy:.4f} ({n} images)"]]  # fmt: skip
+    setting_rows = [
+        ["backend", settings.backend],
+        ["precision", settings.precision],
+        ["data", source],
+        ["seed", settings.seed],
+        ["epochs", settings.epochs],
+        ["batch size", settings.batch_size],
+        ["learning rate", settings.learning_rate],
+        ["started", run.started or "?"],
+        ["test accuracy", f"{accuracy:.4f} ({n} images)"],
+    ]
     class_rows = [[r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", r["support"]] for r in report.per_class]
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(spec.name)}: cnnspec report</title>",
@@ -160,7 +181,9 @@ def _html(run: Run, source, accuracy, n, report: Report, pictures) -> str:
         parts.append("<p>No mistakes on the test split.</p>")
     for key, (caption, png) in pictures.items():
         data = base64.b64encode(png).decode()
-        parts.append(f"<h2>{html.escape(caption)}</h2><img id='{key}' alt='{html.escape(caption)}' "
-                     f"src='data:image/png;base64,{data}'>")  # fmt: skip
+        parts.append(
+            f"<h2>{html.escape(caption)}</h2><img id='{key}' alt='{html.escape(caption)}' "
+            f"src='data:image/png;base64,{data}'>"
+        )
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -55,7 +55,9 @@ def memory_limit() -> int:
 def training_bytes(report: ShapeReport, batch_size: int) -> int:
     """A lower bound on what training needs: parameters and their optimizer state, plus a batch of activations."""
     activations = sum(_elements(layer.output_shape) for layer in report.layers) + _elements(report.input_shape)
-    return BYTES_PER_VALUE * (COPIES_OF_PARAMETERS * report.total_params + COPIES_OF_ACTIVATIONS * batch_size * activations)
+    return BYTES_PER_VALUE * (
+        COPIES_OF_PARAMETERS * report.total_params + COPIES_OF_ACTIVATIONS * batch_size * activations
+    )
 
 
 def check_resources(spec: ModelSpec, batch_size: int | None = None) -> None:

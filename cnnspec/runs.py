@@ -115,10 +115,14 @@ class RunSettings:
 
             training = TrainingSpec()
         defaults: dict[str, Any] = {
-            "backend": "torch", "data": "digits", "epochs": training.epochs, "batch_size": training.batch_size,
-            "learning_rate": training.optimizer.learning_rate, "seed": training.seed,
+            "backend": "torch",
+            "data": "digits",
+            "epochs": training.epochs,
+            "batch_size": training.batch_size,
+            "learning_rate": training.optimizer.learning_rate,
+            "seed": training.seed,
             "validation_split": training.validation_split,
-        }  # fmt: skip
+        }
         known = {f.name for f in fields(cls)}
         return cls(**{**defaults, **{key: value for key, value in data.items() if key in known}})
 
@@ -174,8 +178,14 @@ def load_run(run_dir: str | Path) -> Run:
     if not paths.weights.exists():
         raise RunError(f"{paths.root}: no weights.safetensors yet (no epoch has finished)")
     names = info.get("class_names")
-    return Run(paths, spec, settings, load_weights(paths.weights, spec),
-               class_names=list(names) if isinstance(names, list) else None, started=info.get("started"))  # fmt: skip
+    return Run(
+        paths,
+        spec,
+        settings,
+        load_weights(paths.weights, spec),
+        class_names=list(names) if isinstance(names, list) else None,
+        started=info.get("started"),
+    )
 
 
 def default_run_dir(name: str, backend: str, base: Path = Path("runs")) -> Path:

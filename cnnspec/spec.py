@@ -170,19 +170,29 @@ class ModelSpec(SpecModel):
         duplicates = []
         for index, layer in enumerate(self.layers):
             if layer.name in first_use:
-                duplicates.append(SpecIssue(
-                    f"name {layer.name!r} is already used by layer {first_use[layer.name]}",
-                    layer=index, name=layer.name, field="name", rule="unique_name", value=layer.name,
-                ))  # fmt: skip
+                duplicates.append(
+                    SpecIssue(
+                        f"name {layer.name!r} is already used by layer {first_use[layer.name]}",
+                        layer=index,
+                        name=layer.name,
+                        field="name",
+                        rule="unique_name",
+                        value=layer.name,
+                    )
+                )
             first_use.setdefault(layer.name, index)
         if duplicates:
             raise SpecError(duplicates)
         report = infer_shapes(self)  # raises SpecError naming the first layer that does not fit
         if self.class_names is not None and len(self.class_names) != report.output_shape[0]:
-            raise SpecError(SpecIssue(
-                f"{len(self.class_names)} class names for an output of {report.output_shape[0]} classes",
-                field="class_names", rule="class_names_match_output", value=self.class_names,
-            ))  # fmt: skip
+            raise SpecError(
+                SpecIssue(
+                    f"{len(self.class_names)} class names for an output of {report.output_shape[0]} classes",
+                    field="class_names",
+                    rule="class_names_match_output",
+                    value=self.class_names,
+                )
+            )
         self._report = report
         return self
 
@@ -194,7 +204,11 @@ class ModelSpec(SpecModel):
         """The canonical form: every field, canonical type names, JSON-ready."""
         data = self.model_dump(mode="json")
         data["layers"] = [
-            {"type": layer["type"], "name": layer["name"], **{k: v for k, v in layer.items() if k not in ("type", "name")}}
+            {
+                "type": layer["type"],
+                "name": layer["name"],
+                **{k: v for k, v in layer.items() if k not in ("type", "name")},
+            }
             for layer in data["layers"]
         ]
         return data

@@ -27,7 +27,6 @@ import numpy as np
 
 from .errors import DataError
 
-
 Resize = Callable[[np.ndarray, tuple[int, ...]], np.ndarray]  # (N, H, W, C) batch, shape -> resized batch
 
 
@@ -77,7 +76,9 @@ class ImageStore:
 
     def materialize(self, batch_size: int = 4096) -> np.ndarray:
         """Every image, in memory (for small test splits and tools that need them all)."""
-        return np.concatenate([self[np.arange(i, min(i + batch_size, len(self)))] for i in range(0, len(self), batch_size)])
+        return np.concatenate(
+            [self[np.arange(i, min(i + batch_size, len(self)))] for i in range(0, len(self), batch_size)]
+        )
 
 
 class ArrayStore(ImageStore):
@@ -110,7 +111,7 @@ class DecodedCache:
     """
 
     def __init__(self, length: int, image_shape: tuple[int, ...]):
-        self.file = tempfile.TemporaryFile(prefix="cnnspec-decoded-")
+        self.file = tempfile.TemporaryFile(prefix="cnnspec-decoded-")  # noqa: SIM115  (lives as long as the cache)
         size = max(1, length * int(np.prod(image_shape)))
         if hasattr(os, "posix_fallocate"):
             os.posix_fallocate(self.file.fileno(), 0, size)  # OSError (ENOSPC) when it does not fit
@@ -159,8 +160,10 @@ class FileStore(ImageStore):
                 image = self.resize(image[None], self.target)[0] if image.shape != self.target else image
             elif image.shape != self.image_shape:
                 size = "x".join(map(str, image.shape))
-                raise DataError(f"{self.files[row]}: image is {size} (H x W x C) but {self.files[0].name} is "
-                                f"{'x'.join(map(str, self.image_shape))}; pass --resize to resize them")  # fmt: skip
+                raise DataError(
+                    f"{self.files[row]}: image is {size} (H x W x C) but {self.files[0].name} is "
+                    f"{'x'.join(map(str, self.image_shape))}; pass --resize to resize them"
+                )
             batch[i] = image
         return batch
 
@@ -169,8 +172,9 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def stream_batches(x: ImageStore, order: np.ndarray, batch_size: int, workers: int | None = None,
-                   ahead: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+def stream_batches(
+    x: ImageStore, order: np.ndarray, batch_size: int, workers: int | None = None, ahead: int | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(images, rows) for each batch of ``order``, in order, read ``ahead`` batches early on ``workers`` threads."""
     workers = workers or default_workers()
     ahead = ahead or 2 * workers

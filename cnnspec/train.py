@@ -65,8 +65,9 @@ class _Progress:
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
-def _settings(spec: ModelSpec, backend: str, data: str, overrides: dict[str, Any], resize: bool,
-              stream: bool | None) -> RunSettings:  # fmt: skip
+def _settings(
+    spec: ModelSpec, backend: str, data: str, overrides: dict[str, Any], resize: bool, stream: bool | None
+) -> RunSettings:
     t = spec.training
     given = {key: value for key, value in overrides.items() if value is not None}
     epochs, batch_size = int(given.get("epochs", t.epochs)), int(given.get("batch_size", t.batch_size))
@@ -82,10 +83,18 @@ def _settings(spec: ModelSpec, backend: str, data: str, overrides: dict[str, Any
     choice = choose_precision(precision, backend)
     warn_if_emulated(choice)
     return RunSettings(
-        backend=backend, data=data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-        validation_split=t.validation_split, precision=choice.precision, precision_reason=choice.reason,
-        resize=resize, stream=stream,
-    )  # fmt: skip
+        backend=backend,
+        data=data,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        validation_split=t.validation_split,
+        precision=choice.precision,
+        precision_reason=choice.reason,
+        resize=resize,
+        stream=stream,
+    )
 
 
 def train(
@@ -130,11 +139,15 @@ def train(
         if spec is None:
             raise RunError("train needs a spec (or resume=RUN_DIR)")
         spec = load_spec(spec)
-        overrides = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, precision=precision)
+        overrides = dict(
+            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, precision=precision
+        )
         settings = _settings(spec, backend, data, overrides, resize, stream)
         paths = RunPaths(Path(out) if out is not None else default_run_dir(spec.name, backend))
         if paths.run.exists() or paths.state.exists():
-            raise RunError(f"{paths.root} already holds a run; continue it with --resume {paths.root} or pick another --out")
+            raise RunError(
+                f"{paths.root} already holds a run; continue it with --resume {paths.root} or pick another --out"
+            )
     check_resources(spec, settings.batch_size)
     from .backends import TRAINING_BACKENDS, training_backend
 
@@ -175,13 +188,15 @@ def _check_writable(root: Path, spec: ModelSpec) -> None:
         raise RunError(f"{root}: cannot write the run directory: {err.strerror or err}") from None
     need = 4 * spec.summary().total_params * CHECKPOINT_COPIES + (1 << 20)  # + plots and JSON
     if free < need:
-        raise RunError(f"{root}: only {free / 2**20:.1f} MB free; checkpoints of this spec need about "
-                       f"{need / 2**20:.1f} MB")  # fmt: skip
+        raise RunError(
+            f"{root}: only {free / 2**20:.1f} MB free; checkpoints of this spec need about {need / 2**20:.1f} MB"
+        )
 
 
 class _Run:
-    def __init__(self, spec, settings, paths, framework, dataset: Dataset, verbose: bool, resuming: bool,
-                 scalars: Any = None):  # fmt: skip
+    def __init__(
+        self, spec, settings, paths, framework, dataset: Dataset, verbose: bool, resuming: bool, scalars: Any = None
+    ):
         self.spec, self.settings, self.paths, self.framework = spec, settings, paths, framework
         self.dataset, self.verbose, self.scalars = dataset, verbose, scalars
         self.model = framework.build(spec, seed=settings.seed, precision=settings.precision)
@@ -191,11 +206,17 @@ class _Run:
             self._restore()
         elif not resuming:
             write_json(paths.spec, spec.to_dict())
-            write_json(paths.run, {
-                "settings": settings.to_json(), "spec_hash": spec_hash(spec), "cnnspec": __version__,
-                "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "class_names": dataset.class_names,
-            })  # fmt: skip
+            write_json(
+                paths.run,
+                {
+                    "settings": settings.to_json(),
+                    "spec_hash": spec_hash(spec),
+                    "cnnspec": __version__,
+                    "python": platform.python_version(),
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "class_names": dataset.class_names,
+                },
+            )
 
     # -- the epoch loop -------------------------------------------------------------------
     def go(self) -> TrainResult:
@@ -345,18 +366,25 @@ class _Run:
             trainer = self.framework.Trainer(model, self.spec.training)
         test = trainer.evaluate(trainer.prepare(x_test, y_test))
         metrics = {
-            "accuracy": test["accuracy"], "loss": test["loss"], "n": int(len(x_test)),
-            "best_epoch": p.best_epoch, "epochs_run": p.epoch, "stop_reason": reason,
-            "backend": self.settings.backend, "data": self.settings.data,
+            "accuracy": test["accuracy"],
+            "loss": test["loss"],
+            "n": int(len(x_test)),
+            "best_epoch": p.best_epoch,
+            "epochs_run": p.epoch,
+            "stop_reason": reason,
+            "backend": self.settings.backend,
+            "data": self.settings.data,
             "train_seconds": round(sum(p.history.get("seconds", [])), 3),
-        }  # fmt: skip
+        }
         write_json(paths.metrics, metrics)
         write_json(paths.history, p.history)
         if p.history.get("loss"):
             plot_history(p.history, paths.plot, title=f"{self.spec.name} ({self.settings.backend})")
         if self.verbose:
-            print(f"Test: accuracy {test['accuracy']:.4f} - loss {test['loss']:.4f} ({len(x_test):,} images, "
-                  f"weights of epoch {p.best_epoch})")  # fmt: skip
+            print(
+                f"Test: accuracy {test['accuracy']:.4f} - loss {test['loss']:.4f} ({len(x_test):,} images, "
+                f"weights of epoch {p.best_epoch})"
+            )
             print(f"Run saved to {paths.root}")
         return TrainResult(paths.root, p.history, metrics, Model(self.spec, self.settings.backend, self.model), reason)
 

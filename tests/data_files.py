@@ -23,8 +23,13 @@ def write_npz(path: Path, n_train: int = 30, n_test: int = 9, **kw) -> Path:
     x_train, y_train = tiny_images(n_train, **kw)
     x_test, y_test = tiny_images(n_test, seed=1, **kw)
     squeeze = x_train.shape[-1] == 1
-    np.savez(path, x_train=x_train[..., 0] if squeeze else x_train, y_train=y_train,
-             x_test=x_test[..., 0] if squeeze else x_test, y_test=y_test)  # fmt: skip
+    np.savez(
+        path,
+        x_train=x_train[..., 0] if squeeze else x_train,
+        y_train=y_train,
+        x_test=x_test[..., 0] if squeeze else x_test,
+        y_test=y_test,
+    )
     return path
 
 
@@ -37,8 +42,12 @@ def write_idx(folder: Path, gz: bool = True, n_train: int = 30, n_test: int = 9)
     folder.mkdir(parents=True, exist_ok=True)
     x_train, y_train = tiny_images(n_train)
     x_test, y_test = tiny_images(n_test, seed=1)
-    for stem, array in (("train-images-idx3-ubyte", x_train[..., 0]), ("train-labels-idx1-ubyte", y_train),
-                        ("t10k-images-idx3-ubyte", x_test[..., 0]), ("t10k-labels-idx1-ubyte", y_test)):  # fmt: skip
+    for stem, array in (
+        ("train-images-idx3-ubyte", x_train[..., 0]),
+        ("train-labels-idx1-ubyte", y_train),
+        ("t10k-images-idx3-ubyte", x_test[..., 0]),
+        ("t10k-labels-idx1-ubyte", y_test),
+    ):
         data = _idx_bytes(array)
         if gz:
             (folder / f"{stem}.gz").write_bytes(gzip.compress(data))

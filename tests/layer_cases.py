@@ -45,7 +45,11 @@ def case_spec(layer: dict, shape: tuple[int, ...]):
     import cnnspec
 
     flat = len(shape) == 1
-    layers = [{"type": "flatten"}] * flat + [layer, {"type": "flatten"}, {"type": "dense", "units": 3, "activation": "softmax"}]
+    layers = [{"type": "flatten"}] * flat + [
+        layer,
+        {"type": "flatten"},
+        {"type": "dense", "units": 3, "activation": "softmax"},
+    ]
     return cnnspec.load_spec({"name": "case", "input_shape": [1, 1, *shape] if flat else list(shape), "layers": layers})
 
 

@@ -15,9 +15,15 @@ from hypothesis import strategies as st
 from cnnspec.fields import ACTIVATIONS
 
 IMAGE_TYPES = [
-    "conv2d", "max_pool2d", "avg_pool2d", "min_pool2d", "sum_pool2d",
-    "batch_norm", "dropout", "activation",
-]  # fmt: skip
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "min_pool2d",
+    "sum_pool2d",
+    "batch_norm",
+    "dropout",
+    "activation",
+]
 FLAT_TYPES = ["dense", "batch_norm", "dropout", "activation"]
 
 
@@ -79,16 +85,24 @@ def valid_spec_dicts(draw: Any, max_layers: int = 6, max_size: int = 16) -> dict
         if kind in ("conv2d", "max_pool2d", "avg_pool2d", "min_pool2d", "sum_pool2d"):
             layer, shape = draw(windowed(kind, shape))
         elif kind == "batch_norm":
-            layer = {"type": kind, "momentum": draw(st.sampled_from([0.99, 0.9, 0.5])),
-                     "epsilon": draw(st.sampled_from([1e-3, 1e-5, 0.1])),
-                     "center": draw(st.booleans()), "scale": draw(st.booleans())}  # fmt: skip
+            layer = {
+                "type": kind,
+                "momentum": draw(st.sampled_from([0.99, 0.9, 0.5])),
+                "epsilon": draw(st.sampled_from([1e-3, 1e-5, 0.1])),
+                "center": draw(st.booleans()),
+                "scale": draw(st.booleans()),
+            }
         elif kind == "dropout":
             layer = {"type": kind, "rate": draw(st.sampled_from([0.0, 0.1, 0.5]))}
         elif kind == "activation":
             layer = {"type": kind, "activation": draw(st.sampled_from(ACTIVATIONS))}
         else:  # dense
-            layer = {"type": kind, "units": draw(st.integers(1, 12)),
-                     "activation": draw(st.sampled_from(ACTIVATIONS)), "use_bias": draw(st.booleans())}  # fmt: skip
+            layer = {
+                "type": kind,
+                "units": draw(st.integers(1, 12)),
+                "activation": draw(st.sampled_from(ACTIVATIONS)),
+                "use_bias": draw(st.booleans()),
+            }
             shape = (layer["units"],)
         layers.append(layer)
     if len(shape) == 3:
@@ -98,13 +112,33 @@ def valid_spec_dicts(draw: Any, max_layers: int = 6, max_size: int = 16) -> dict
 
 
 JUNK = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 50), st.floats(allow_nan=True), st.text(max_size=6),
-    st.lists(st.integers(-2, 5), max_size=4), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
-)  # fmt: skip
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 50),
+    st.floats(allow_nan=True),
+    st.text(max_size=6),
+    st.lists(st.integers(-2, 5), max_size=4),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
 FIELDS = [
-    "type", "name", "filters", "kernel_size", "strides", "padding", "dilation_rate", "activation",
-    "use_bias", "pool_size", "units", "rate", "momentum", "epsilon", "center", "scale", "bogus",
-]  # fmt: skip
+    "type",
+    "name",
+    "filters",
+    "kernel_size",
+    "strides",
+    "padding",
+    "dilation_rate",
+    "activation",
+    "use_bias",
+    "pool_size",
+    "units",
+    "rate",
+    "momentum",
+    "epsilon",
+    "center",
+    "scale",
+    "bogus",
+]
 
 
 @st.composite

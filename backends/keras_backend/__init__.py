@@ -19,7 +19,9 @@ from .trainer import Trainer
 NAME = "keras"
 
 
-def build(spec: ModelSpec, weights: Weights | None = None, seed: int | None = None, precision: str = "fp32") -> keras.Model:
+def build(
+    spec: ModelSpec, weights: Weights | None = None, seed: int | None = None, precision: str = "fp32"
+) -> keras.Model:
     """The Keras model with ``weights`` or the seeded Keras-style initial weights cnnspec uses everywhere."""
     seed = spec.training.seed if seed is None else seed
     keras.utils.set_random_seed(seed)  # dropout seed generators
@@ -42,5 +44,15 @@ def layer_outputs(model: keras.Model, x: np.ndarray) -> list[np.ndarray]:
     return [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
 
 
-__all__ = ["BUILDERS", "NAME", "MinPooling2D", "SumPooling2D", "Trainer", "build", "get_weights", "layer_outputs",
-           "predict", "set_weights"]  # fmt: skip
+__all__ = [
+    "BUILDERS",
+    "NAME",
+    "MinPooling2D",
+    "SumPooling2D",
+    "Trainer",
+    "build",
+    "get_weights",
+    "layer_outputs",
+    "predict",
+    "set_weights",
+]

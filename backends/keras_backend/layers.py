@@ -15,9 +15,20 @@ import keras
 from keras import layers, ops
 
 from cnnspec.layers import (
-    Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, GlobalMaxPool2D,
-    LayerSpec, MaxPool2D, MinPool2D, SumPool2D,
-)  # fmt: skip
+    Activation,
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    GlobalMaxPool2D,
+    LayerSpec,
+    MaxPool2D,
+    MinPool2D,
+    SumPool2D,
+)
 from cnnspec.shapes import window
 
 
@@ -51,8 +62,9 @@ class SumPooling2D(MinPooling2D):
 
     def build(self, input_shape):
         self.ones = ops.ones((*self.pool_size, input_shape[-1], 1))
-        rows, cols = (window(size, k, s, 1, self.padding)
-                      for size, k, s in zip(input_shape[1:3], self.pool_size, self.strides))  # fmt: skip
+        rows, cols = (
+            window(size, k, s, 1, self.padding) for size, k, s in zip(input_shape[1:3], self.pool_size, self.strides)
+        )
         self.pads = ((0, 0), (rows.pad_before, rows.pad_after), (cols.pad_before, cols.pad_after), (0, 0))
         shared = math.gcd(*self.strides)
         self.conv_strides = (shared, shared)
@@ -84,15 +96,23 @@ def builds(*classes: type[LayerSpec]) -> Callable[[B], B]:
 @builds(Conv2D)
 def _conv(layer: Conv2D, shape: tuple, seed: int) -> layers.Layer:
     return layers.Conv2D(
-        layer.filters, tuple(layer.kernel_size), strides=tuple(layer.strides), padding=layer.padding,
-        dilation_rate=tuple(layer.dilation_rate), activation=layer.activation, use_bias=layer.use_bias,
+        layer.filters,
+        tuple(layer.kernel_size),
+        strides=tuple(layer.strides),
+        padding=layer.padding,
+        dilation_rate=tuple(layer.dilation_rate),
+        activation=layer.activation,
+        use_bias=layer.use_bias,
         name=layer.name,
-    )  # fmt: skip
+    )
 
 
 _POOLS: dict[type[LayerSpec], Callable[..., layers.Layer]] = {
-    MaxPool2D: layers.MaxPooling2D, AvgPool2D: layers.AveragePooling2D, MinPool2D: MinPooling2D, SumPool2D: SumPooling2D,
-}  # fmt: skip
+    MaxPool2D: layers.MaxPooling2D,
+    AvgPool2D: layers.AveragePooling2D,
+    MinPool2D: MinPooling2D,
+    SumPool2D: SumPooling2D,
+}
 
 
 @builds(*_POOLS)

@@ -14,7 +14,6 @@ from cnnspec.weights import Weights, check_weights, expected_weights
 
 from .layers import BUILDERS
 
-
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 
 

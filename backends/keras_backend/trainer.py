@@ -56,8 +56,9 @@ class _Streamed(keras.utils.PyDataset):
 
 
 class Trainer:
-    def __init__(self, model: keras.Model, training: TrainingSpec, learning_rate: float | None = None,
-                 precision: str = "fp32"):  # fmt: skip
+    def __init__(
+        self, model: keras.Model, training: TrainingSpec, learning_rate: float | None = None, precision: str = "fp32"
+    ):
         self.model, self.training, self.precision = model, training, precision
         self.model.compile(
             optimizer=make_optimizer(training.optimizer, learning_rate), loss=training.loss, metrics=["accuracy"]
@@ -75,13 +76,17 @@ class Trainer:
         x, y = data
         n_batches = -(-len(order) // batch_size)
         # a per-batch callback makes Keras sync every step: only when a bar is drawn
-        callbacks = [_BatchProgress(progress, n_batches)] if progress is not None and getattr(progress, "live", False) else []
+        callbacks = (
+            [_BatchProgress(progress, n_batches)] if progress is not None and getattr(progress, "live", False) else []
+        )
         if is_streamed(x):
-            history = self.model.fit(_Streamed(x, y, order, batch_size), epochs=1, shuffle=False, verbose=0,
-                                     callbacks=callbacks)  # fmt: skip
+            history = self.model.fit(
+                _Streamed(x, y, order, batch_size), epochs=1, shuffle=False, verbose=0, callbacks=callbacks
+            )
         else:
-            history = self.model.fit(x[order], y[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
-                                     callbacks=callbacks)  # fmt: skip
+            history = self.model.fit(
+                x[order], y[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0, callbacks=callbacks
+            )
         return {"loss": float(history.history["loss"][-1]), "accuracy": float(history.history["accuracy"][-1])}
 
     def evaluate(self, data: Any, batch_size: int = 1024) -> dict[str, float]:
@@ -111,6 +116,8 @@ class Trainer:
         if len(arrays) != len(variables):
             from cnnspec.errors import WeightsError
 
-            raise WeightsError(f"optimizer checkpoint holds {len(arrays)} variables, the optimizer has {len(variables)}")
+            raise WeightsError(
+                f"optimizer checkpoint holds {len(arrays)} variables, the optimizer has {len(variables)}"
+            )
         for (_, value), variable in zip(sorted(arrays.items()), variables):
             variable.assign(value)

@@ -31,9 +31,16 @@ class OnnxModel:
     predictor: Predictor
 
 
-def build(spec: ModelSpec, weights: Weights | None = None, seed: int | None = None, precision: str = "fp32",
-          provider: str | None = "cpu") -> OnnxModel:
-    weights = check_weights(spec, weights if weights is not None else initial_weights(spec, spec.training.seed if seed is None else seed))
+def build(
+    spec: ModelSpec,
+    weights: Weights | None = None,
+    seed: int | None = None,
+    precision: str = "fp32",
+    provider: str | None = "cpu",
+) -> OnnxModel:
+    weights = check_weights(
+        spec, weights if weights is not None else initial_weights(spec, spec.training.seed if seed is None else seed)
+    )
     model = to_onnx(spec, weights, all_layer_outputs=True)
     return OnnxModel(spec, weights, Predictor(model, provider))
 
@@ -53,5 +60,23 @@ def layer_outputs(model: OnnxModel, x: np.ndarray) -> list[np.ndarray]:
     return [o.transpose(0, 2, 3, 1) if o.ndim == 4 else o for o in outputs]
 
 
-__all__ = ["BUILDERS", "DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "NAME", "OnnxModel", "Predictor", "build", "check_model",
-           "choose_providers", "cuda_works", "evaluate_file", "get_weights", "layer_outputs", "predict", "quantize_int8", "to_float16", "to_onnx"]  # fmt: skip
+__all__ = [
+    "BUILDERS",
+    "DEFAULT_OPSET",
+    "MAX_OPSET",
+    "MIN_OPSET",
+    "NAME",
+    "OnnxModel",
+    "Predictor",
+    "build",
+    "check_model",
+    "choose_providers",
+    "cuda_works",
+    "evaluate_file",
+    "get_weights",
+    "layer_outputs",
+    "predict",
+    "quantize_int8",
+    "to_float16",
+    "to_onnx",
+]

@@ -10,8 +10,8 @@ from onnx import helper
 
 from cnnspec import __version__
 from cnnspec.errors import CnnspecError
-from cnnspec.spec import ModelSpec
 from cnnspec.numerics import DEFAULT_OPSET, LOGIT_ACTIVATIONS, MAX_OPSET, MIN_OPSET
+from cnnspec.spec import ModelSpec
 from cnnspec.weights import Weights, check_weights
 
 from .graph import BUILDERS, FLOAT, Graph
@@ -65,8 +65,10 @@ def to_onnx(
         logits = graph.node("Identity", [last.input[0]], "logits")
         outputs.append(helper.make_tensor_value_info(logits, FLOAT, ["batch", classes]))
     if all_layer_outputs:
-        outputs += [helper.make_tensor_value_info(layer.name, FLOAT, _dims(info.output_shape))
-                    for layer, info in zip(spec.layers, report.layers)]  # fmt: skip
+        outputs += [
+            helper.make_tensor_value_info(layer.name, FLOAT, _dims(info.output_shape))
+            for layer, info in zip(spec.layers, report.layers)
+        ]
     body = helper.make_graph(graph.nodes, spec.name, [input_info], outputs, graph.initializers)
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(body, opset_imports=opsets, producer_name="cnnspec", producer_version=__version__)
@@ -90,8 +92,10 @@ def check_model(model: onnx.ModelProto, spec: ModelSpec) -> None:
     """onnx.checker (full check) and ONNX shape inference against the shape checker, layer by layer."""
     onnx.checker.check_model(model, full_check=True)
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    shapes = {vi.name: [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.type.tensor_type.shape.dim]
-              for vi in [*inferred.graph.value_info, *inferred.graph.output]}  # fmt: skip
+    shapes = {
+        vi.name: [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.type.tensor_type.shape.dim]
+        for vi in [*inferred.graph.value_info, *inferred.graph.output]
+    }
     for info in spec.summary().layers:
         expected = _dims(info.output_shape)
         got = shapes.get(info.name)

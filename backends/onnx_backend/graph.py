@@ -17,9 +17,21 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from cnnspec.layers import (
-    Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, GlobalMaxPool2D,
-    LayerSpec, MaxPool2D, MinPool2D, SumPool2D, WindowedLayer,
-)  # fmt: skip
+    Activation,
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    GlobalMaxPool2D,
+    LayerSpec,
+    MaxPool2D,
+    MinPool2D,
+    SumPool2D,
+    WindowedLayer,
+)
 from cnnspec.numerics import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
 from cnnspec.weights import Weights
 

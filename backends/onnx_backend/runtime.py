@@ -33,7 +33,7 @@ def _quiet_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cuda_works() -> bool:
     """Whether the CUDA provider really loads here (onnxruntime-gpu lists it even without CUDA).
 
@@ -45,10 +45,11 @@ def cuda_works() -> bool:
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "probe",
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "probe",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 7
     ort.set_default_logger_severity(4)
@@ -56,8 +57,9 @@ def cuda_works() -> bool:
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)  # the CUDA loader writes to stderr itself, past the logger
-            session = ort.InferenceSession(model.SerializeToString(), _quiet_options(),
-                                           providers=["CUDAExecutionProvider", "CPUExecutionProvider"])  # fmt: skip
+            session = ort.InferenceSession(
+                model.SerializeToString(), _quiet_options(), providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
+            )
         return "CUDAExecutionProvider" in session.get_providers()
     except Exception:  # noqa: BLE001 - any failure means "not usable here"
         return False
@@ -73,7 +75,9 @@ def choose_providers(requested: str | None = None) -> list[str]:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda_works() else ["CPUExecutionProvider"]
     name = PROVIDERS.get(requested.lower(), requested)
     if name not in ort.get_available_providers():
-        raise CnnspecError(f"provider {requested!r} is not available; available: {', '.join(ort.get_available_providers())}")
+        raise CnnspecError(
+            f"provider {requested!r} is not available; available: {', '.join(ort.get_available_providers())}"
+        )
     if name == "CUDAExecutionProvider" and not cuda_works():
         raise CnnspecError("the CUDA provider cannot load here (no usable CUDA/cuDNN); use --provider cpu")
     return [name] if name == "CPUExecutionProvider" else [name, "CPUExecutionProvider"]
@@ -86,7 +90,9 @@ def read_model(path: str | Path) -> onnx.ModelProto:
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such file") from None
     except Exception as err:  # noqa: BLE001 - protobuf raises several kinds for bad bytes
-        raise ModelFileError(f"{path}: not a readable ONNX model (corrupt or truncated?): {type(err).__name__}") from None
+        raise ModelFileError(
+            f"{path}: not a readable ONNX model (corrupt or truncated?): {type(err).__name__}"
+        ) from None
 
 
 class Predictor:
@@ -109,8 +115,9 @@ class Predictor:
         self.image_shape = (height, width, channels) if self.layout == "nhwc" else (channels, height, width)
         self.class_names: list[str] | None = json.loads(props["class_names"]) if "class_names" in props else None
         try:
-            self.session = ort.InferenceSession(proto.SerializeToString(), _quiet_options(threads),
-                                                providers=choose_providers(provider))  # fmt: skip
+            self.session = ort.InferenceSession(
+                proto.SerializeToString(), _quiet_options(threads), providers=choose_providers(provider)
+            )
         except CnnspecError:
             raise
         except Exception as err:  # noqa: BLE001
@@ -140,8 +147,9 @@ class Predictor:
         x = self._input(x)
         if len(x) <= batch_size:  # the common case: one call, nothing to stitch
             return self.session.run(self._output, {"input": x})[0]
-        return np.concatenate([self.session.run(self._output, {"input": x[i : i + batch_size]})[0]
-                               for i in range(0, len(x), batch_size)])  # fmt: skip
+        return np.concatenate(
+            [self.session.run(self._output, {"input": x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]
+        )
 
     def top_k(self, x: Any, k: int = 3) -> list[list[tuple[int, str, float]]]:
         """Per image: the k best (class index, class name, probability)."""

@@ -21,13 +21,17 @@ from .weights import get_weights, set_weights
 NAME = "torch"
 
 
-def build(spec: ModelSpec, weights: Weights | None = None, seed: int | None = None, precision: str = "fp32") -> CompiledModel:
+def build(
+    spec: ModelSpec, weights: Weights | None = None, seed: int | None = None, precision: str = "fp32"
+) -> CompiledModel:
     """The compiled module in inference mode, with ``weights`` or seeded Keras-style initial weights.
 
     Parameters stay float32 whatever ``precision``: bf16 training is autocast in the Trainer.
     """
     model = CompiledModel(spec)
-    set_weights(model, weights if weights is not None else initial_weights(spec, spec.training.seed if seed is None else seed))
+    set_weights(
+        model, weights if weights is not None else initial_weights(spec, spec.training.seed if seed is None else seed)
+    )
     return model.eval()
 
 
@@ -46,5 +50,14 @@ def layer_outputs(model: CompiledModel, x: np.ndarray) -> list[np.ndarray]:
     return [to_nhwc(t) for t in model.layer_outputs(to_nchw(x))]
 
 
-__all__ = ["BUILDERS", "NAME", "CompiledModel", "Trainer", "build", "get_weights", "layer_outputs", "predict",
-           "set_weights"]  # fmt: skip
+__all__ = [
+    "BUILDERS",
+    "NAME",
+    "CompiledModel",
+    "Trainer",
+    "build",
+    "get_weights",
+    "layer_outputs",
+    "predict",
+    "set_weights",
+]

@@ -19,12 +19,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnspec.layers import (
-    Activation, AvgPool2D, BatchNorm as BatchNormSpec, Conv2D, Dense, Dropout, Flatten as FlattenSpec,
-    GlobalAvgPool2D, GlobalMaxPool2D, LayerSpec, MaxPool2D, MinPool2D, SumPool2D, WindowedLayer,
-)  # fmt: skip
+    Activation,
+    AvgPool2D,
+    BatchNorm as BatchNormSpec,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten as FlattenSpec,
+    GlobalAvgPool2D,
+    GlobalMaxPool2D,
+    LayerSpec,
+    MaxPool2D,
+    MinPool2D,
+    SumPool2D,
+    WindowedLayer,
+)
 from cnnspec.numerics import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
 
 # -- activations (Keras 3 definitions and constants) --------------------------------------
+
 
 class Softmax(nn.Module):
     """Softmax over channels: NCHW dim 1 is Keras's last axis."""
@@ -78,9 +91,14 @@ class Conv2d(nn.Conv2d):
         pads = _pads(layer, input_shape)
         even = _symmetric(pads)
         super().__init__(
-            input_shape[2], layer.filters, tuple(layer.kernel_size), stride=tuple(layer.strides),
-            padding=(pads[2], pads[0]) if even else 0, dilation=tuple(layer.dilation_rate), bias=layer.use_bias,
-        )  # fmt: skip
+            input_shape[2],
+            layer.filters,
+            tuple(layer.kernel_size),
+            stride=tuple(layer.strides),
+            padding=(pads[2], pads[0]) if even else 0,
+            dilation=tuple(layer.dilation_rate),
+            bias=layer.use_bias,
+        )
         self.explicit_pads = None if even else pads
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,7 +115,9 @@ class MaxPool2d(nn.Module):
         self.kernel, self.stride = tuple(layer.pool_size), tuple(layer.strides)
         self.pads = _pads(layer, input_shape)
         # torch pads internally only evenly and up to half the window
-        self.builtin = _symmetric(self.pads) and self.pads[0] <= self.kernel[1] // 2 and self.pads[2] <= self.kernel[0] // 2
+        self.builtin = (
+            _symmetric(self.pads) and self.pads[0] <= self.kernel[1] // 2 and self.pads[2] <= self.kernel[0] // 2
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.builtin:
@@ -171,7 +191,9 @@ class BatchNorm(nn.Module):
                 self.running_mean.mul_(self.momentum).add_(mean * (1.0 - self.momentum))
                 self.running_var.mul_(self.momentum).add_(var * (1.0 - self.momentum))
             return F.batch_norm(x.float(), None, None, self.weight, self.bias, True, 0.0, self.eps)
-        return F.batch_norm(x.float(), self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return F.batch_norm(
+            x.float(), self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+        )
 
 
 class Flatten(nn.Module):
@@ -268,8 +290,11 @@ def _batch_norm(layer: BatchNormSpec, shape: tuple) -> TorchLayer:
 
 
 _WINDOW_POOLS: dict[type[LayerSpec], type[nn.Module]] = {
-    MaxPool2D: MaxPool2d, AvgPool2D: AvgPool2d, MinPool2D: MinPool2d, SumPool2D: SumPool2d,
-}  # fmt: skip
+    MaxPool2D: MaxPool2d,
+    AvgPool2D: AvgPool2d,
+    MinPool2D: MinPool2d,
+    SumPool2D: SumPool2d,
+}
 
 
 @builds(*_WINDOW_POOLS)

@@ -27,7 +27,9 @@ class CompiledModel(nn.Module):
     def __init__(self, spec: ModelSpec):
         super().__init__()
         self.spec = spec
-        built = [BUILDERS[type(layer)](layer, info.input_shape) for layer, info in zip(spec.layers, spec.summary().layers)]
+        built = [
+            BUILDERS[type(layer)](layer, info.input_shape) for layer, info in zip(spec.layers, spec.summary().layers)
+        ]
         self.blocks = nn.ModuleList(nn.Sequential(*layer.modules) for layer in built)
         self.params: list[dict[str, Param]] = [layer.params for layer in built]  # canonical variable -> tensor
         # Keras's cross-entropy reaches behind a final softmax *or sigmoid* for its

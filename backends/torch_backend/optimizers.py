@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from cnnspec.spec import SGD, Adam, OptimizerSpec, RMSprop
+from cnnspec.spec import OptimizerSpec
 
 
 def _with_grads(group: dict) -> list[torch.Tensor]:

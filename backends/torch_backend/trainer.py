@@ -13,14 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from cnnspec.data import is_streamed
+from cnnspec.numerics import KERAS_EPSILON
 from cnnspec.spec import TrainingSpec
 from cnnspec.streams import stream_batches
 
 from .model import CompiledModel, to_nchw
-from cnnspec.numerics import KERAS_EPSILON
-
 from .optimizers import make_optimizer
-
 
 
 def keras_crossentropy(output: torch.Tensor, labels: torch.Tensor, from_logits: bool, loss: str) -> torch.Tensor:
@@ -124,8 +122,11 @@ class Trainer:
     # -- checkpoint state -------------------------------------------------------------
     def optimizer_state(self) -> dict[str, np.ndarray]:
         state = self.optimizer.state_dict()["state"]
-        return {f"{index}/{key}": value.detach().cpu().numpy() for index, slots in state.items()
-                for key, value in slots.items()}  # fmt: skip
+        return {
+            f"{index}/{key}": value.detach().cpu().numpy()
+            for index, slots in state.items()
+            for key, value in slots.items()
+        }
 
     def load_optimizer_state(self, arrays: dict[str, np.ndarray]) -> None:
         state: dict[int, dict[str, torch.Tensor]] = {}

@@ -9,7 +9,6 @@ spec's input shape and class count; ``validation_split`` holds out Keras's share
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from dataclasses import replace
 from pathlib import Path
 
@@ -97,7 +96,9 @@ def resize_images(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     out = np.empty((len(x), height, width, channels), np.float32)
     for i, image in enumerate(x):
         for c in range(channels):
-            out[i, :, :, c] = np.asarray(Image.fromarray(image[:, :, c], mode="F").resize((width, height), Image.BILINEAR))
+            out[i, :, :, c] = np.asarray(
+                Image.fromarray(image[:, :, c], mode="F").resize((width, height), Image.BILINEAR)
+            )
     return out
 
 

@@ -16,10 +16,16 @@ def preview(source: str, output: str | Path, samples: int = 32, seed: int = 0) -
 
     data = load_data(source)
     classes = int(max(data.y_train.max(), data.y_test.max())) + 1
-    names = data.class_names if data.class_names and len(data.class_names) >= classes else [str(i) for i in range(classes)]
-    picked = np.sort(np.random.default_rng(seed).choice(len(data.x_train), min(samples, len(data.x_train)), replace=False))
-    atomic_write_bytes(Path(output), data_grid(data.x_train[picked], data.y_train[picked], names,
-                                               f"{data.source}: {len(picked)} training images"))  # fmt: skip
+    names = (
+        data.class_names if data.class_names and len(data.class_names) >= classes else [str(i) for i in range(classes)]
+    )
+    picked = np.sort(
+        np.random.default_rng(seed).choice(len(data.x_train), min(samples, len(data.x_train)), replace=False)
+    )
+    atomic_write_bytes(
+        Path(output),
+        data_grid(data.x_train[picked], data.y_train[picked], names, f"{data.source}: {len(picked)} training images"),
+    )
     counts = np.bincount(data.y_train, minlength=classes)
     return {
         "source": data.source,

@@ -28,8 +28,17 @@ from .formats import _existing, _idx_arrays, _list_image_split, _read_images, _r
 from .prepare import _images, _labels, is_streamed
 
 FASHION_MNIST_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -49,9 +58,12 @@ def _npz(path: str) -> Dataset:
     file = _existing(path)
     parts = _read_npz(file)
     return Dataset(
-        _images(parts[0], file), _labels(parts[1], file),
-        _images(parts[2], file), _labels(parts[3], file), f"npz:{path}",
-    )  # fmt: skip
+        _images(parts[0], file),
+        _labels(parts[1], file),
+        _images(parts[2], file),
+        _labels(parts[3], file),
+        f"npz:{path}",
+    )
 
 
 def _idx(path: str, stream: bool | None = False) -> Dataset:
@@ -60,13 +72,17 @@ def _idx(path: str, stream: bool | None = False) -> Dataset:
         a = _idx_arrays(folder, mapped=True)
         stores = [_image_store(a[key], folder) for key in ("x_train", "x_test")]
         if stream or _too_big(stores):
-            return Dataset(stores[0], _labels(a["y_train"], folder), stores[1], _labels(a["y_test"], folder),
-                           f"idx:{path}")  # fmt: skip
+            return Dataset(
+                stores[0], _labels(a["y_train"], folder), stores[1], _labels(a["y_test"], folder), f"idx:{path}"
+            )
     a = _idx_arrays(folder)
     return Dataset(
-        _images(a["x_train"], folder), _labels(a["y_train"], folder),
-        _images(a["x_test"], folder), _labels(a["y_test"], folder), f"idx:{path}",
-    )  # fmt: skip
+        _images(a["x_train"], folder),
+        _labels(a["y_train"], folder),
+        _images(a["x_test"], folder),
+        _labels(a["y_test"], folder),
+        f"idx:{path}",
+    )
 
 
 def _folder(path: str, follow_symlinks: bool = False, stream: bool | None = False) -> Dataset:
@@ -79,7 +95,9 @@ def _folder(path: str, follow_symlinks: bool = False, stream: bool | None = Fals
         raise DataError(f"{root / 'train'}: no class folders")
     listed = [_list_image_split(root, split, classes, follow_symlinks) for split in ("train", "test")]
     if stream is not False:  # decoded a batch at a time, as training asks for them
-        stores = [FileStore(files, str(root / split), decode_image) for (files, _), split in zip(listed, ("train", "test"))]
+        stores = [
+            FileStore(files, str(root / split), decode_image) for (files, _), split in zip(listed, ("train", "test"))
+        ]
         if stream or _too_big(stores):
             return Dataset(stores[0], listed[0][1], stores[1], listed[1][1], f"folder:{path}", classes)
     parts = [_read_images(files, root / split) for (files, _), split in zip(listed, ("train", "test"))]
@@ -102,8 +120,14 @@ def _fashion_mnist(_: str) -> Dataset:
     folder = keras_cache() / "fashion-mnist"
     if folder.is_dir():
         a = _idx_arrays(folder)
-        return Dataset(_images(a["x_train"], folder), _labels(a["y_train"], folder), _images(a["x_test"], folder),
-                       _labels(a["y_test"], folder), "fashion_mnist", FASHION_MNIST_CLASSES)  # fmt: skip
+        return Dataset(
+            _images(a["x_train"], folder),
+            _labels(a["y_train"], folder),
+            _images(a["x_test"], folder),
+            _labels(a["y_test"], folder),
+            "fashion_mnist",
+            FASHION_MNIST_CLASSES,
+        )
     return _from_keras("fashion_mnist", folder)
 
 
@@ -113,8 +137,14 @@ def _cifar10(_: str) -> Dataset:
         from .._cifar import read_cifar10
 
         x_train, y_train, x_test, y_test = read_cifar10(folder)
-        return Dataset(_images(x_train, folder), _labels(y_train, folder), _images(x_test, folder),
-                       _labels(y_test, folder), "cifar10", CIFAR10_CLASSES)  # fmt: skip
+        return Dataset(
+            _images(x_train, folder),
+            _labels(y_train, folder),
+            _images(x_test, folder),
+            _labels(y_test, folder),
+            "cifar10",
+            CIFAR10_CLASSES,
+        )
     return _from_keras("cifar10", folder)
 
 
@@ -139,8 +169,14 @@ def _from_keras(name: str, cache_path: Path) -> Dataset:
             f"or use npz:PATH / idx:DIR"
         ) from None
     names = {"fashion_mnist": FASHION_MNIST_CLASSES, "cifar10": CIFAR10_CLASSES}.get(name)
-    return Dataset(_images(x_train, cache_path), _labels(y_train, cache_path), _images(x_test, cache_path),
-                   _labels(y_test, cache_path), name, names)  # fmt: skip
+    return Dataset(
+        _images(x_train, cache_path),
+        _labels(y_train, cache_path),
+        _images(x_test, cache_path),
+        _labels(y_test, cache_path),
+        name,
+        names,
+    )
 
 
 # every loader: (path argument, follow_symlinks, stream) -> Dataset; only idx: and folder: use the options
@@ -172,10 +208,14 @@ def load_data(source: str = "digits", follow_symlinks: bool = False, stream: boo
     """
     kind, _, arg = source.partition(":")
     if kind not in SOURCES:
-        raise DataError(f"unknown data source {source!r}; use one of: digits, mnist, fashion_mnist, cifar10, "
-                        "npz:PATH, idx:DIR, folder:PATH")  # fmt: skip
+        raise DataError(
+            f"unknown data source {source!r}; use one of: digits, mnist, fashion_mnist, cifar10, "
+            "npz:PATH, idx:DIR, folder:PATH"
+        )
     if (kind in NEEDS_PATH) != bool(arg):
-        raise DataError(f"data source {kind!r} {'needs a path: ' + kind + ':PATH' if kind in NEEDS_PATH else 'takes no path'}")
+        raise DataError(
+            f"data source {kind!r} {'needs a path: ' + kind + ':PATH' if kind in NEEDS_PATH else 'takes no path'}"
+        )
     data = SOURCES[kind](arg, follow_symlinks, stream)
     for split in ("train", "test"):
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")

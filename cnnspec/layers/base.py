@@ -51,7 +51,9 @@ class LayerSpec(SpecModel):
 
 def needs_image(layer: LayerSpec, shape: Shape) -> None:
     if len(shape) != 3:
-        raise ShapeViolation(f"{layer.type} needs a (height, width, channels) input, got {shape}", None, "input_rank", shape)
+        raise ShapeViolation(
+            f"{layer.type} needs a (height, width, channels) input, got {shape}", None, "input_rank", shape
+        )
 
 
 def _fmt(shape: Shape) -> str:
@@ -72,7 +74,7 @@ class WindowedLayer(LayerSpec):
 
     @property
     def window_strides(self) -> tuple[int, int]:
-        return getattr(self, "strides")
+        return self.strides  # type: ignore[attr-defined]  # a field of every subclass (pools fill it in)
 
     @property
     def window_dilation(self) -> tuple[int, int]:
@@ -94,7 +96,9 @@ class WindowedLayer(LayerSpec):
             dilated = f" (dilated to {_fmt(span)})" if span != tuple(kernel) else ""
             raise ShapeViolation(
                 f"{self.window_label} {_fmt(kernel)}{dilated} is larger than its {_fmt(shape[:2])} input (padding=valid)",
-                self.window_field, "window_fits_input", list(kernel),
-            )  # fmt: skip
+                self.window_field,
+                "window_fits_input",
+                list(kernel),
+            )
         rows, cols = self.windows(shape)
         return rows.size, cols.size

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from ..fields import ActivationName, Bool, Pair, Padding, PositiveInt
+from ..fields import ActivationName, Bool, Padding, Pair, PositiveInt
 from ..registry import register_layer
 from ..shapes import Shape
 from .base import WindowedLayer

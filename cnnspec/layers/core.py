@@ -50,8 +50,10 @@ class Dense(LayerSpec):
         if len(input_shape) != 1:
             raise ShapeViolation(
                 f"dense needs a flat input, got {input_shape}; add a flatten or global pooling layer before it",
-                None, "flat_input", input_shape,
-            )  # fmt: skip
+                None,
+                "flat_input",
+                input_shape,
+            )
         return (self.units,)
 
     def variables(self, input_shape: Shape) -> dict[str, Shape]:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ..fields import Pair, Padding
+from ..fields import Padding, Pair
 from ..registry import register_layer
 from ..shapes import Shape
 from .base import LayerSpec, WindowedLayer, needs_image
@@ -40,7 +40,9 @@ class Pool2D(WindowedLayer):
         counts = []
         for axis, win in enumerate(self.windows(input_shape)):
             size, k, s = input_shape[axis], self.window_size[axis], self.window_strides[axis]
-            counts.append([min(i * s - win.pad_before + k, size) - max(i * s - win.pad_before, 0) for i in range(win.size)])
+            counts.append(
+                [min(i * s - win.pad_before + k, size) - max(i * s - win.pad_before, 0) for i in range(win.size)]
+            )
         return [[h * w for w in counts[1]] for h in counts[0]]
 
 

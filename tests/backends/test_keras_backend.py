@@ -27,8 +27,10 @@ def _keras_matches_checker(spec):
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
     assert (model.count_params(), trainable, non_trainable) == (
-        report.total_params, report.trainable_params, report.non_trainable_params,
-    )  # fmt: skip
+        report.total_params,
+        report.trainable_params,
+        report.non_trainable_params,
+    )
     assert [layer.name for layer in keras_layers] == [layer.name for layer in spec.layers]
 
 
@@ -85,8 +87,17 @@ def test_keras_run_directory_and_resume(tmp_path):
 
 
 def test_keras_cli_output_has_no_tensorflow_startup_noise(tmp_path):
-    result = run_cli("train", "specs/digits_cnn.yaml", "--backend", "keras", "--epochs", "1", "--out", tmp_path / "r",
-                     env={"TF_CPP_MIN_LOG_LEVEL": ""})  # fmt: skip
+    result = run_cli(
+        "train",
+        "specs/digits_cnn.yaml",
+        "--backend",
+        "keras",
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "r",
+        env={"TF_CPP_MIN_LOG_LEVEL": ""},
+    )
     assert result.returncode == 0, result.stderr
     assert "Epoch 1/1" in result.stdout
     for noise in ("absl::InitializeLog", "oneDNN custom operations", "cuda drivers", "cuInit"):

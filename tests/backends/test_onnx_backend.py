@@ -21,8 +21,9 @@ def test_every_layer_at_every_supported_opset_loads_and_matches_torch(opset):
     from cnnspec.backends import torch_backend as tb
 
     spec = cnnspec.load_spec("specs/every_layer.yaml")
-    spec = spec.model_copy(update={"layers": [*spec.layers[:-2], cnnspec.Dense(name="gelu", units=16, activation="gelu"),
-                                              spec.layers[-1]]})  # fmt: skip
+    spec = spec.model_copy(
+        update={"layers": [*spec.layers[:-2], cnnspec.Dense(name="gelu", units=16, activation="gelu"), spec.layers[-1]]}
+    )
     weights = random_weights(spec, 4)
     model = ob.to_onnx(spec, weights, opset=opset)
     ob.check_model(model, spec)
@@ -173,10 +174,18 @@ def test_export_accepts_a_correct_large_magnitude_model_and_still_checks_it(tmp_
     from cnnspec.backends import torch_backend as tb
     from cnnspec.numerics import ATOL
 
-    spec = cnnspec.load_spec({"name": "big", "input_shape": [9, 11, 3], "layers": [
-        {"type": "conv2d", "filters": 8, "kernel_size": 3, "padding": "same"},
-        {"type": "sum_pool2d", "pool_size": 3, "strides": [1, 2], "padding": "same"},
-        {"type": "flatten"}, {"type": "dense", "units": 3}]})  # fmt: skip
+    spec = cnnspec.load_spec(
+        {
+            "name": "big",
+            "input_shape": [9, 11, 3],
+            "layers": [
+                {"type": "conv2d", "filters": 8, "kernel_size": 3, "padding": "same"},
+                {"type": "sum_pool2d", "pool_size": 3, "strides": [1, 2], "padding": "same"},
+                {"type": "flatten"},
+                {"type": "dense", "units": 3},
+            ],
+        }
+    )
     weights = {key: value * 40 for key, value in random_weights(spec, 7).items()}
     run = _run_dir_with(tmp_path / "run", spec, weights)
     report = cnnspec.export_onnx(run, tmp_path / "big.onnx")

@@ -31,8 +31,10 @@ def test_variant_keeps_digits_accuracy_within_half_a_point(digits_run, tmp_path,
     assert out.stat().st_size < fp32.size_bytes  # int8 about 1/3, fp16 about 1/2
     predictor = cnnspec.Predictor(out)
     data = cnnspec.load_data("digits")
-    agree = (predictor.predict(data.x_test).argmax(1) == cnnspec.Predictor(tmp_path / "fp32.onnx").predict(
-        data.x_test).argmax(1)).mean()  # fmt: skip
+    agree = (
+        predictor.predict(data.x_test).argmax(1)
+        == cnnspec.Predictor(tmp_path / "fp32.onnx").predict(data.x_test).argmax(1)
+    ).mean()
     assert agree >= 0.99
     assert cnnspec.evaluate(out)["accuracy"] == pytest.approx(report.accuracy, abs=1e-9)
 

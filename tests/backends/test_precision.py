@@ -13,8 +13,8 @@ import cnnspec
 from cnnspec import hardware
 from cnnspec.hardware import CpuInfo, PrecisionWarning, choose_precision
 from cnnspec.weights import load_weights, random_weights
-from tests.cli.helpers import cnnspec as run_cli
 from tests.backends.test_torch_training import TINY
+from tests.cli.helpers import cnnspec as run_cli
 
 tb = pytest.importorskip("cnnspec.backends.torch_backend")
 
@@ -158,8 +158,20 @@ def test_auto_records_its_choice_and_reason_in_the_run_settings(monkeypatch, tmp
 def test_cli_prints_the_emulation_warning_as_one_line(tmp_path):
     """TensorFlow without oneDNN emulates bf16 on any CPU, so this holds on every machine."""
     pytest.importorskip("cnnspec.backends.keras_backend")
-    result = run_cli("train", "specs/digits_cnn.yaml", "-b", "keras", "--epochs", "1", "--precision", "bf16",
-                     "--out", tmp_path / "run", "--quiet", env={"TF_ENABLE_ONEDNN_OPTS": "0"})  # fmt: skip
+    result = run_cli(
+        "train",
+        "specs/digits_cnn.yaml",
+        "-b",
+        "keras",
+        "--epochs",
+        "1",
+        "--precision",
+        "bf16",
+        "--out",
+        tmp_path / "run",
+        "--quiet",
+        env={"TF_ENABLE_ONEDNN_OPTS": "0"},
+    )
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if "bf16" in line]
     assert len(lines) == 1 and lines[0].startswith("warning: --precision bf16: "), result.stderr

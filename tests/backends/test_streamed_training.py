@@ -12,8 +12,11 @@ from tests.backends.test_torch_training import TINY
 from tests.cli.helpers import cnnspec as run_cli
 from tests.data_files import write_folder, write_idx
 
-THREE_CLASSES = {**TINY, "layers": [*TINY["layers"][:-1], {"type": "dense", "units": 3, "activation": "softmax"}],
-                 "training": {"epochs": 3, "batch_size": 8}}  # fmt: skip
+THREE_CLASSES = {
+    **TINY,
+    "layers": [*TINY["layers"][:-1], {"type": "dense", "units": 3, "activation": "softmax"}],
+    "training": {"epochs": 3, "batch_size": 8},
+}
 
 
 @pytest.fixture(params=["idx", "folder"])

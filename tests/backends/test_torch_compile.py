@@ -57,7 +57,9 @@ def test_wrong_weights_name_the_tensor():
 
 def _one_layer(layer, input_shape):
     head = [] if layer.get("type") in ("dense",) else [{"type": "flatten"}]
-    return cnnspec.load_spec({"input_shape": list(input_shape), "layers": [layer, *head, {"type": "dense", "units": 2}]})
+    return cnnspec.load_spec(
+        {"input_shape": list(input_shape), "layers": [layer, *head, {"type": "dense", "units": 2}]}
+    )
 
 
 def _run_first_layer(spec, x):
@@ -94,7 +96,9 @@ def test_min_pool_ignores_padding():
 
 def test_even_kernel_same_padding_puts_the_extra_cell_bottom_right():
     # 4x4 input, 2x2 kernel of ones, stride 1, same: pads 0 before, 1 after (Keras rule).
-    spec = _one_layer({"type": "conv2d", "filters": 1, "kernel_size": 2, "padding": "same", "use_bias": False}, (4, 4, 1))
+    spec = _one_layer(
+        {"type": "conv2d", "filters": 1, "kernel_size": 2, "padding": "same", "use_bias": False}, (4, 4, 1)
+    )
     weights = random_weights(spec)
     weights["conv2d_0/kernel"] = np.ones((2, 2, 1, 1), np.float32)
     model = tb.build(spec, weights)
@@ -124,8 +128,12 @@ def test_activations_use_keras_definitions(activation, reference):
 
 
 def test_batch_norm_updates_moving_variance_with_biased_variance_and_keras_momentum():
-    spec = cnnspec.load_spec({"input_shape": [3, 3, 2], "layers": [{"type": "batch_norm", "momentum": 0.9},
-                             {"type": "flatten"}, {"type": "dense", "units": 2}]})  # fmt: skip
+    spec = cnnspec.load_spec(
+        {
+            "input_shape": [3, 3, 2],
+            "layers": [{"type": "batch_norm", "momentum": 0.9}, {"type": "flatten"}, {"type": "dense", "units": 2}],
+        }
+    )
     model = tb.build(spec)
     x = np.random.default_rng(0).normal(2.0, 3.0, (4, 3, 3, 2)).astype(np.float32)
     bn = model.blocks[0][0]

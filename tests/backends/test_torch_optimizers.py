@@ -51,18 +51,24 @@ def numpy_rmsprop(w, grads, lr=0.01, rho=0.9, momentum=0.0, eps=1e-7, centered=F
 
 CASES = [
     (lambda p: KerasAdam(p, lr=0.01), lambda w, g: numpy_adam(w, g)),
-    (lambda p: KerasAdam(p, lr=0.003, beta_1=0.8, beta_2=0.99, epsilon=1e-4),
-     lambda w, g: numpy_adam(w, g, lr=0.003, b1=0.8, b2=0.99, eps=1e-4)),
+    (
+        lambda p: KerasAdam(p, lr=0.003, beta_1=0.8, beta_2=0.99, epsilon=1e-4),
+        lambda w, g: numpy_adam(w, g, lr=0.003, b1=0.8, b2=0.99, eps=1e-4),
+    ),
     (lambda p: KerasSGD(p, lr=0.05), lambda w, g: numpy_sgd(w, g, lr=0.05)),
     (lambda p: KerasSGD(p, lr=0.05, momentum=0.9), lambda w, g: numpy_sgd(w, g, lr=0.05, momentum=0.9)),
-    (lambda p: KerasSGD(p, lr=0.05, momentum=0.9, nesterov=True),
-     lambda w, g: numpy_sgd(w, g, lr=0.05, momentum=0.9, nesterov=True)),
+    (
+        lambda p: KerasSGD(p, lr=0.05, momentum=0.9, nesterov=True),
+        lambda w, g: numpy_sgd(w, g, lr=0.05, momentum=0.9, nesterov=True),
+    ),
     (lambda p: KerasRMSprop(p, lr=0.01), lambda w, g: numpy_rmsprop(w, g)),
     (lambda p: KerasRMSprop(p, lr=0.01, momentum=0.5), lambda w, g: numpy_rmsprop(w, g, momentum=0.5)),
     (lambda p: KerasRMSprop(p, lr=0.01, centered=True), lambda w, g: numpy_rmsprop(w, g, centered=True)),
-    (lambda p: KerasRMSprop(p, lr=0.01, momentum=0.5, centered=True, rho=0.8),
-     lambda w, g: numpy_rmsprop(w, g, momentum=0.5, centered=True, rho=0.8)),
-]  # fmt: skip
+    (
+        lambda p: KerasRMSprop(p, lr=0.01, momentum=0.5, centered=True, rho=0.8),
+        lambda w, g: numpy_rmsprop(w, g, momentum=0.5, centered=True, rho=0.8),
+    ),
+]
 
 
 @pytest.mark.parametrize("make,reference", CASES)
@@ -120,5 +126,6 @@ def test_loss_from_probabilities_clips_like_keras():
     np.testing.assert_allclose(categorical.numpy(), -np.log(clipped[np.arange(2), labels]), rtol=1e-5)
     sparse = keras_crossentropy(torch.tensor(probs), torch.tensor(labels), False, "sparse_categorical_crossentropy")
     logp = np.log(np.clip(probs, 1e-7, 1 - 1e-7))
-    np.testing.assert_allclose(sparse.numpy(), -(logp - np.log(np.exp(logp).sum(1, keepdims=True)))[np.arange(2), labels],
-                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        sparse.numpy(), -(logp - np.log(np.exp(logp).sum(1, keepdims=True)))[np.arange(2), labels], rtol=1e-5
+    )

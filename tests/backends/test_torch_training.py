@@ -73,8 +73,14 @@ def test_seeded_runs_repeat_exactly(tmp_path):
 
 
 def test_early_stopping_follows_keras_patience(tmp_path):
-    spec = {**TINY, "training": {**TINY["training"], "epochs": 30,
-                                 "early_stopping": {"monitor": "val_loss", "patience": 1, "min_delta": 10.0}}}  # fmt: skip
+    spec = {
+        **TINY,
+        "training": {
+            **TINY["training"],
+            "epochs": 30,
+            "early_stopping": {"monitor": "val_loss", "patience": 1, "min_delta": 10.0},
+        },
+    }
     result = cnnspec.train(spec, "torch", out=tmp_path / "run", verbose=False)
     # min_delta 10 means nothing counts as an improvement after the first epoch
     assert result.stop_reason == "early_stopping" and result.metrics["epochs_run"] == 2
@@ -122,8 +128,14 @@ def _spec_file(tmp_path, epochs):
 
 def _start_training(spec_path, out):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "cnnspec", "train", str(spec_path), "--out", str(out), "-q"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "cnnspec", "train", str(spec_path), "--out", str(out), "-q"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_epoch(out, epoch, proc, timeout=120):

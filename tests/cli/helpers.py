@@ -15,8 +15,12 @@ def cnnspec(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "cnnspec", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd or ROOT, timeout=timeout, env=full_env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=timeout,
+        env=full_env,
+    )
 
 
 def assert_clean_failure(result, code: int = 1) -> None:

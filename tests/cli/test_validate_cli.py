@@ -24,15 +24,22 @@ def test_validate_json_matches_the_contract():
     data = json.loads(result.stdout)
     assert data["valid"] is True
     assert (data["input_shape"], data["output_shape"]) == ([28, 28, 1], [10])
-    assert data["layers"][0] == {"index": 0, "name": "conv2d_0", "type": "conv2d", "output_shape": [28, 28, 32],
-                                 "params": 320, "trainable_params": 320}  # fmt: skip
+    assert data["layers"][0] == {
+        "index": 0,
+        "name": "conv2d_0",
+        "type": "conv2d",
+        "output_shape": [28, 28, 32],
+        "params": 320,
+        "trainable_params": 320,
+    }
     assert (data["total_params"], data["trainable_params"], data["non_trainable_params"]) == (220234, 220234, 0)
 
 
 def test_validate_invalid_spec_exits_1_with_every_error(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("input_shape: [8, 8, 1]\nlayers:\n  - {type: conv2d, filters: 0, kernel_size: 3}\n"
-                   "  - {type: dense}\n")  # fmt: skip
+    bad.write_text(
+        "input_shape: [8, 8, 1]\nlayers:\n  - {type: conv2d, filters: 0, kernel_size: 3}\n  - {type: dense}\n"
+    )
     result = cnnspec("validate", bad)
     assert_clean_failure(result)
     assert "layer 0 'conv2d_0' (filters)" in result.stderr
@@ -43,21 +50,31 @@ def test_validate_invalid_spec_exits_1_with_every_error(tmp_path):
     data = json.loads(result.stdout)
     assert data["valid"] is False
     assert [(e["layer"], e["name"], e["field"]) for e in data["errors"]] == [
-        (0, "conv2d_0", "filters"), (1, "dense_1", "units"),
-    ]  # fmt: skip
+        (0, "conv2d_0", "filters"),
+        (1, "dense_1", "units"),
+    ]
 
 
 def test_shape_error_names_layer_and_sizes(tmp_path):
     bad = tmp_path / "small.yaml"
-    bad.write_text("input_shape: [2, 2, 1]\nlayers: [{type: conv2d, filters: 1, kernel_size: 3}, {type: flatten},"
-                   " {type: dense, units: 2}]\n")  # fmt: skip
+    bad.write_text(
+        "input_shape: [2, 2, 1]\nlayers: [{type: conv2d, filters: 1, kernel_size: 3}, {type: flatten},"
+        " {type: dense, units: 2}]\n"
+    )
     result = cnnspec("validate", bad)
     assert_clean_failure(result)
     assert "layer 0 'conv2d_0' (kernel_size): kernel 3x3 is larger than its 2x2 input (padding=valid)" in result.stderr
 
 
-@pytest.mark.parametrize("args,code", [(["validate", "missing.yaml"], 1), (["validate"], 2), (["nonsense"], 2),
-                                       (["validate", "specs/mnist_cnn.yaml", "--bogus"], 2)])  # fmt: skip
+@pytest.mark.parametrize(
+    "args,code",
+    [
+        (["validate", "missing.yaml"], 1),
+        (["validate"], 2),
+        (["nonsense"], 2),
+        (["validate", "specs/mnist_cnn.yaml", "--bogus"], 2),
+    ],
+)
 def test_exit_codes_for_bad_input_and_usage(args, code):
     assert_clean_failure(cnnspec(*args), code)
 
@@ -73,7 +90,9 @@ def test_schema_is_json_schema():
     assert schema["title"] == "ModelSpec" and "layers" in schema["properties"]
 
 
-@pytest.mark.parametrize("args", [["validate", "specs/mnist_cnn.yaml"], ["--help"], ["summary", "specs/every_layer.yaml"]])
+@pytest.mark.parametrize(
+    "args", [["validate", "specs/mnist_cnn.yaml"], ["--help"], ["summary", "specs/every_layer.yaml"]]
+)
 def test_light_commands_import_no_framework(args):
     probe = (
         "import sys, runpy\n"

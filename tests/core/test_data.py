@@ -13,7 +13,7 @@ from tests.data_files import write_folder, write_idx, write_npz
 def test_digits_is_a_fixed_stratified_80_20_split_in_unit_range():
     data = load_data("digits")
     assert data.x_train.shape == (1437, 8, 8, 1) and data.x_test.shape == (360, 8, 8, 1)
-    assert data.x_train.dtype == np.float32 and 0 <= data.x_train.min() and data.x_train.max() == 1.0
+    assert data.x_train.dtype == np.float32 and data.x_train.min() >= 0 and data.x_train.max() == 1.0
     assert np.bincount(data.y_test).min() >= 35  # stratified: every class ~36 times
     again = load_data("digits")
     np.testing.assert_array_equal(again.y_test, data.y_test)
@@ -53,16 +53,40 @@ def test_folder_symlink_out_of_root_is_refused(tmp_path):
     [
         (lambda p: p.write_bytes(b"not a zip"), "not a readable .npz"),
         (lambda p: np.savez(p, x_train=np.zeros((2, 4, 4))), "missing arrays y_train, x_test, y_test"),
-        (lambda p: np.savez(p, x_train=np.zeros((2, 4, 4)), y_train=np.zeros(3), x_test=np.zeros((1, 4, 4)),
-                            y_test=np.zeros(1)), "2 train images but 3 labels"),  # fmt: skip
-        (lambda p: np.savez(p, x_train=np.full((2, 4, 4), np.nan), y_train=np.zeros(2), x_test=np.zeros((1, 4, 4)),
-                            y_test=np.zeros(1)), "NaN"),  # fmt: skip
-        (lambda p: np.savez(p, x_train=np.zeros((0, 4, 4)), y_train=np.zeros(0), x_test=np.zeros((1, 4, 4)),
-                            y_test=np.zeros(1)), "empty"),  # fmt: skip
-        (lambda p: np.savez(p, x_train=np.zeros((2, 4)), y_train=np.zeros(2), x_test=np.zeros((1, 4)),
-                            y_test=np.zeros(1)), "images must be"),  # fmt: skip
-        (lambda p: np.savez(p, x_train=np.array([["a"]] * 2), y_train=np.zeros(2), x_test=np.zeros((1, 4, 4)),
-                            y_test=np.zeros(1)), "must be numbers"),  # fmt: skip
+        (
+            lambda p: np.savez(
+                p, x_train=np.zeros((2, 4, 4)), y_train=np.zeros(3), x_test=np.zeros((1, 4, 4)), y_test=np.zeros(1)
+            ),
+            "2 train images but 3 labels",
+        ),
+        (
+            lambda p: np.savez(
+                p,
+                x_train=np.full((2, 4, 4), np.nan),
+                y_train=np.zeros(2),
+                x_test=np.zeros((1, 4, 4)),
+                y_test=np.zeros(1),
+            ),
+            "NaN",
+        ),
+        (
+            lambda p: np.savez(
+                p, x_train=np.zeros((0, 4, 4)), y_train=np.zeros(0), x_test=np.zeros((1, 4, 4)), y_test=np.zeros(1)
+            ),
+            "empty",
+        ),
+        (
+            lambda p: np.savez(
+                p, x_train=np.zeros((2, 4)), y_train=np.zeros(2), x_test=np.zeros((1, 4)), y_test=np.zeros(1)
+            ),
+            "images must be",
+        ),
+        (
+            lambda p: np.savez(
+                p, x_train=np.array([["a"]] * 2), y_train=np.zeros(2), x_test=np.zeros((1, 4, 4)), y_test=np.zeros(1)
+            ),
+            "must be numbers",
+        ),
     ],
 )
 def test_bad_npz_files_give_clear_errors(tmp_path, make, message):
@@ -87,8 +111,10 @@ def test_image_that_is_not_an_image(tmp_path):
         load_data(f"folder:{root}")
 
 
-@pytest.mark.parametrize("source,message", [("nope", "unknown data source"), ("npz", "needs a path"),
-                                            ("npz:/does/not/exist.npz", "no such file")])  # fmt: skip
+@pytest.mark.parametrize(
+    "source,message",
+    [("nope", "unknown data source"), ("npz", "needs a path"), ("npz:/does/not/exist.npz", "no such file")],
+)
 def test_bad_source_strings(source, message):
     with pytest.raises(DataError, match=message):
         load_data(source)

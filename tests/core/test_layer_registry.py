@@ -45,7 +45,9 @@ def test_torch_builder_maps_every_canonical_variable(type_name, cls):
         layer = cls(**layer_doc)
         built = tb.BUILDERS[cls](layer, shape)
         variables = layer.variables(shape)
-        assert set(built.params) >= set(variables), f"{cls.__name__}: no torch tensor for {set(variables) - set(built.params)}"
+        assert set(built.params) >= set(variables), (
+            f"{cls.__name__}: no torch tensor for {set(variables) - set(built.params)}"
+        )
         for variable, size in variables.items():
             param = built.params[variable]
             tensor = getattr(built.modules[param.module], param.attr)

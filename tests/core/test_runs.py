@@ -25,13 +25,24 @@ SPEC = {
 # run.json as train writes it today
 CURRENT = {
     "settings": {
-        "backend": "keras", "data": "digits", "epochs": 2, "batch_size": 8, "learning_rate": 0.01, "seed": 5,
-        "validation_split": 0.1, "precision": "bf16", "precision_reason": "asked for", "resize": True,
+        "backend": "keras",
+        "data": "digits",
+        "epochs": 2,
+        "batch_size": 8,
+        "learning_rate": 0.01,
+        "seed": 5,
+        "validation_split": 0.1,
+        "precision": "bf16",
+        "precision_reason": "asked for",
+        "resize": True,
         "stream": False,
     },
-    "spec_hash": "x", "cnnspec": "0.1.0", "python": "3.11", "started": "2026-11-20T10:00:00+0000",
+    "spec_hash": "x",
+    "cnnspec": "0.1.0",
+    "python": "3.11",
+    "started": "2026-11-20T10:00:00+0000",
     "class_names": [str(i) for i in range(10)],
-}  # fmt: skip
+}
 
 
 def _run_dir(root, run_json):
@@ -61,12 +72,20 @@ def test_load_run_gives_typed_settings_and_the_rest_of_the_run(tmp_path):
 
 def test_an_old_run_json_loads_with_defaults(tmp_path):
     """Runs from before precision_reason/stream, and hand-made ones with only backend and data."""
-    old = {"settings": {key: value for key, value in CURRENT["settings"].items()
-                        if key not in ("precision", "precision_reason", "resize", "stream")}}  # fmt: skip
+    old = {
+        "settings": {
+            key: value
+            for key, value in CURRENT["settings"].items()
+            if key not in ("precision", "precision_reason", "resize", "stream")
+        }
+    }
     run = load_run(_run_dir(tmp_path / "old", old))
     assert (run.settings.precision, run.settings.precision_reason, run.settings.resize, run.settings.stream) == (
-        "fp32", "", False, None,
-    )  # fmt: skip
+        "fp32",
+        "",
+        False,
+        None,
+    )
     assert run.settings.epochs == 2 and run.class_names is None and run.started is None
 
     bare = load_run(_run_dir(tmp_path / "bare", {"settings": {"backend": "torch", "data": "npz:x.npz"}}))

@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 import cnnspec
 from cnnspec.layers import MaxPool2D
@@ -17,33 +16,81 @@ from tests.strategies import valid_spec_dicts
 # (output shape, params) per layer, and the total, as Keras's count_params() reports them.
 KERAS_FIGURES = {
     "digits_cnn": (
-        [((8, 8, 32), 320), ((8, 8, 32), 9248), ((4, 4, 32), 0), ((4, 4, 32), 0), ((512,), 0),
-         ((64,), 32832), ((64,), 0), ((10,), 650)],
-        43050, 43050,
+        [
+            ((8, 8, 32), 320),
+            ((8, 8, 32), 9248),
+            ((4, 4, 32), 0),
+            ((4, 4, 32), 0),
+            ((512,), 0),
+            ((64,), 32832),
+            ((64,), 0),
+            ((10,), 650),
+        ],
+        43050,
+        43050,
     ),
     "mnist_cnn": (
-        [((28, 28, 32), 320), ((14, 14, 32), 0), ((14, 14, 64), 18496), ((7, 7, 64), 0), ((3136,), 0),
-         ((64,), 200768), ((10,), 650)],
-        220234, 220234,
+        [
+            ((28, 28, 32), 320),
+            ((14, 14, 32), 0),
+            ((14, 14, 64), 18496),
+            ((7, 7, 64), 0),
+            ((3136,), 0),
+            ((64,), 200768),
+            ((10,), 650),
+        ],
+        220234,
+        220234,
     ),
     "mnist_mlp": ([((784,), 0), ((512,), 401920), ((512,), 262656), ((10,), 5130)], 669706, 669706),
     "mnist_deep": (
-        [((26, 26, 32), 320), ((13, 13, 32), 0), ((11, 11, 64), 18496), ((5, 5, 64), 0), ((3, 3, 64), 36928),
-         ((576,), 0), ((64,), 36928), ((10,), 650)],
-        93322, 93322,
+        [
+            ((26, 26, 32), 320),
+            ((13, 13, 32), 0),
+            ((11, 11, 64), 18496),
+            ((5, 5, 64), 0),
+            ((3, 3, 64), 36928),
+            ((576,), 0),
+            ((64,), 36928),
+            ((10,), 650),
+        ],
+        93322,
+        93322,
     ),
     "mnist_dropout": (
-        [((26, 26, 32), 320), ((24, 24, 32), 9248), ((12, 12, 32), 0), ((12, 12, 32), 0), ((4608,), 0),
-         ((128,), 589952), ((10,), 1290)],
-        600810, 600810,
+        [
+            ((26, 26, 32), 320),
+            ((24, 24, 32), 9248),
+            ((12, 12, 32), 0),
+            ((12, 12, 32), 0),
+            ((4608,), 0),
+            ((128,), 589952),
+            ((10,), 1290),
+        ],
+        600810,
+        600810,
     ),
     # min/sum pooling measured as MaxPooling2D with the same window (Keras has no such class).
     "every_layer": (
-        [((8, 7, 8), 192), ((8, 7, 8), 32), ((8, 7, 8), 0), ((4, 4, 8), 0), ((4, 4, 12), 876), ((4, 4, 12), 0),
-         ((4, 2, 12), 0), ((3, 1, 12), 0), ((3, 1, 12), 0), ((12,), 0), ((12,), 36), ((16,), 208), ((5,), 85)],
-        1429, 1389,
+        [
+            ((8, 7, 8), 192),
+            ((8, 7, 8), 32),
+            ((8, 7, 8), 0),
+            ((4, 4, 8), 0),
+            ((4, 4, 12), 876),
+            ((4, 4, 12), 0),
+            ((4, 2, 12), 0),
+            ((3, 1, 12), 0),
+            ((3, 1, 12), 0),
+            ((12,), 0),
+            ((12,), 36),
+            ((16,), 208),
+            ((5,), 85),
+        ],
+        1429,
+        1389,
     ),
-}  # fmt: skip
+}
 
 
 def test_every_example_spec_has_keras_figures(example_spec_path):
@@ -117,12 +164,20 @@ def test_window_larger_than_valid_input_is_refused_with_sizes():
     }
     with pytest.raises(cnnspec.SpecError) as info:
         cnnspec.load_spec(doc)
-    assert str(info.value) == "layer 2 'conv2d_2' (kernel_size): kernel 3x3 is larger than its 2x2 input (padding=valid)"
+    assert (
+        str(info.value) == "layer 2 'conv2d_2' (kernel_size): kernel 3x3 is larger than its 2x2 input (padding=valid)"
+    )
 
 
 def test_dilated_kernel_is_measured_by_its_span():
-    doc = {"input_shape": [4, 4, 1], "layers": [{"type": "conv2d", "filters": 1, "kernel_size": 3, "dilation_rate": 2},
-                                                {"type": "flatten"}, {"type": "dense", "units": 2}]}  # fmt: skip
+    doc = {
+        "input_shape": [4, 4, 1],
+        "layers": [
+            {"type": "conv2d", "filters": 1, "kernel_size": 3, "dilation_rate": 2},
+            {"type": "flatten"},
+            {"type": "dense", "units": 2},
+        ],
+    }
     with pytest.raises(cnnspec.SpecError, match="dilated to 5x5"):
         cnnspec.load_spec(doc)
 
@@ -134,8 +189,10 @@ def test_loss_needs_a_flat_class_output():
 
 
 def test_batch_norm_statistics_are_non_trainable():
-    doc = {"input_shape": [4, 4, 3], "layers": [{"type": "batch_norm", "scale": False}, {"type": "flatten"},
-                                                {"type": "dense", "units": 2}]}  # fmt: skip
+    doc = {
+        "input_shape": [4, 4, 3],
+        "layers": [{"type": "batch_norm", "scale": False}, {"type": "flatten"}, {"type": "dense", "units": 2}],
+    }
     bn = cnnspec.load_spec(doc).summary().layers[0]
     assert (bn.params, bn.trainable_params, bn.non_trainable_params) == (9, 3, 6)
 

@@ -19,19 +19,31 @@ HEAD = [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softm
 
 
 def test_keras_defaults_are_filled():
-    spec = cnnspec.load_spec(_spec({"type": "conv2d", "filters": 4, "kernel_size": 3}, {"type": "max_pool2d"},
-                                   {"type": "batch_norm"}, *HEAD))  # fmt: skip
+    spec = cnnspec.load_spec(
+        _spec({"type": "conv2d", "filters": 4, "kernel_size": 3}, {"type": "max_pool2d"}, {"type": "batch_norm"}, *HEAD)
+    )
     conv, pool, bn = spec.layers[:3]
     assert (conv.strides, conv.padding, conv.dilation_rate, conv.activation, conv.use_bias) == (
-        (1, 1), "valid", (1, 1), "linear", True,
-    )  # fmt: skip
+        (1, 1),
+        "valid",
+        (1, 1),
+        "linear",
+        True,
+    )
     assert (pool.pool_size, pool.strides, pool.padding) == ((2, 2), (2, 2), "valid")
     assert (bn.momentum, bn.epsilon, bn.center, bn.scale) == (0.99, 0.001, True, True)
     training = spec.training
     assert (training.loss, training.batch_size, training.epochs, training.validation_split) == (
-        "categorical_crossentropy", 32, 10, 0.1,
-    )  # fmt: skip
-    assert (training.optimizer.type, training.optimizer.learning_rate, training.optimizer.epsilon) == ("adam", 0.001, 1e-7)
+        "categorical_crossentropy",
+        32,
+        10,
+        0.1,
+    )
+    assert (training.optimizer.type, training.optimizer.learning_rate, training.optimizer.epsilon) == (
+        "adam",
+        0.001,
+        1e-7,
+    )
 
 
 def test_pool_strides_default_to_pool_size():
@@ -48,8 +60,12 @@ def test_optimizer_defaults_are_keras_per_type():
 
 @pytest.mark.parametrize("alias,canonical", sorted(LAYER_ALIASES.items()))
 def test_keras_class_names_are_aliases(alias, canonical):
-    fields = {"conv2d": {"filters": 2, "kernel_size": 1}, "dropout": {"rate": 0.5}, "dense": {"units": 3},
-              "activation": {"activation": "relu"}}.get(canonical, {})  # fmt: skip
+    fields = {
+        "conv2d": {"filters": 2, "kernel_size": 1},
+        "dropout": {"rate": 0.5},
+        "dense": {"units": 3},
+        "activation": {"activation": "relu"},
+    }.get(canonical, {})
     layers = [{"type": alias, **fields}]
     if canonical == "dense":
         layers.insert(0, {"type": "flatten"})
@@ -98,8 +114,11 @@ def test_all_schema_errors_are_reported_at_once():
     with pytest.raises(SpecError) as info:
         cnnspec.load_spec(_spec({"type": "conv2d"}, {"type": "dense"}, {"type": "dropout", "rate": 2}))
     assert [(i.layer, i.field) for i in info.value.issues] == [
-        (0, "filters"), (0, "kernel_size"), (1, "units"), (2, "rate"),
-    ]  # fmt: skip
+        (0, "filters"),
+        (0, "kernel_size"),
+        (1, "units"),
+        (2, "rate"),
+    ]
 
 
 def test_unknown_field_suggests_the_close_one():
@@ -109,8 +128,9 @@ def test_unknown_field_suggests_the_close_one():
 
 def test_strides_with_dilation_is_refused_as_keras_does():
     with pytest.raises(SpecError, match="dilation_rate"):
-        cnnspec.load_spec(_spec({"type": "conv2d", "filters": 2, "kernel_size": 3, "strides": 2,
-                                 "dilation_rate": 2}, *HEAD))  # fmt: skip
+        cnnspec.load_spec(
+            _spec({"type": "conv2d", "filters": 2, "kernel_size": 3, "strides": 2, "dilation_rate": 2}, *HEAD)
+        )
 
 
 def test_early_stopping_on_validation_needs_a_validation_split():

@@ -43,4 +43,6 @@ def assert_same_per_layer(spec, backends, seed=0, x=None):
         for layer, a, b, allowed in zip(spec.layers, expected, got, tolerances):
             assert a.shape == b.shape, f"{layer.name}: {reference_name} {a.shape} vs {name} {b.shape}"
             diff = max_difference(b, a)
-            assert diff <= allowed, f"{layer.name} ({layer.type}): {reference_name} vs {name} differ by {diff:.2e} > {allowed:.1e}"
+            assert diff <= allowed, (
+                f"{layer.name} ({layer.type}): {reference_name} vs {name} differ by {diff:.2e} > {allowed:.1e}"
+            )

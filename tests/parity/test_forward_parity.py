@@ -38,16 +38,26 @@ def test_every_registered_layer_type(layer, shape):
 @pytest.mark.parametrize("input_shape", INPUTS, ids=_id)
 @pytest.mark.parametrize("kernel,stride,padding", WINDOWS, ids=lambda v: _id(v))
 def test_conv2d(kernel, stride, padding, input_shape):
-    layer = {"type": "conv2d", "filters": 3, "kernel_size": list(kernel) if isinstance(kernel, tuple) else kernel,
-             "strides": stride, "padding": padding}  # fmt: skip
+    layer = {
+        "type": "conv2d",
+        "filters": 3,
+        "kernel_size": list(kernel) if isinstance(kernel, tuple) else kernel,
+        "strides": stride,
+        "padding": padding,
+    }
     assert_same_per_layer(spec_of([layer], input_shape), BACKENDS)
 
 
 @pytest.mark.parametrize("dilation", [2, (1, 3)], ids=_id)
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_dilated_conv2d(dilation, padding):
-    layer = {"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": padding,
-             "dilation_rate": list(dilation) if isinstance(dilation, tuple) else dilation}  # fmt: skip
+    layer = {
+        "type": "conv2d",
+        "filters": 2,
+        "kernel_size": 3,
+        "padding": padding,
+        "dilation_rate": list(dilation) if isinstance(dilation, tuple) else dilation,
+    }
     assert_same_per_layer(spec_of([layer], (9, 10, 2)), BACKENDS)
 
 
@@ -55,8 +65,11 @@ POOLS = ["max_pool2d", "avg_pool2d", "min_pool2d", "sum_pool2d"]
 
 
 @pytest.mark.parametrize("pool", POOLS)
-@pytest.mark.parametrize("size,stride,padding", [(k, s, p) for k in (2, 3, (2, 3)) for s in (1, 2, 3, None)
-                                                 for p in ("valid", "same")], ids=lambda v: _id(v))  # fmt: skip
+@pytest.mark.parametrize(
+    "size,stride,padding",
+    [(k, s, p) for k in (2, 3, (2, 3)) for s in (1, 2, 3, None) for p in ("valid", "same")],
+    ids=lambda v: _id(v),
+)
 def test_pooling(pool, size, stride, padding):
     layer = {"type": pool, "pool_size": list(size) if isinstance(size, tuple) else size, "padding": padding}
     if stride is not None:
@@ -70,8 +83,9 @@ def test_global_pooling(pool):
     assert_same_per_layer(spec_of(layers, (5, 7, 3), head=False), BACKENDS)
 
 
-@pytest.mark.parametrize("options", [{}, {"center": False}, {"scale": False}, {"epsilon": 0.1, "momentum": 0.5}],
-                         ids=str)  # fmt: skip
+@pytest.mark.parametrize(
+    "options", [{}, {"center": False}, {"scale": False}, {"epsilon": 0.1, "momentum": 0.5}], ids=str
+)
 @pytest.mark.parametrize("flat", [False, True])
 def test_batch_norm_inference_with_non_trivial_statistics(options, flat):
     layers = [{"type": "flatten"}, {"type": "batch_norm", **options}] if flat else [{"type": "batch_norm", **options}]

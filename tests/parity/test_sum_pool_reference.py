@@ -48,7 +48,10 @@ def reference_sum_pool(x: np.ndarray, pool, strides, padding) -> np.ndarray:
     y = np.zeros((n, out_h, out_w, channels))
     for i in range(out_h):
         for j in range(out_w):
-            rows, cols = slice(i * strides[0], i * strides[0] + pool[0]), slice(j * strides[1], j * strides[1] + pool[1])
+            rows, cols = (
+                slice(i * strides[0], i * strides[0] + pool[0]),
+                slice(j * strides[1], j * strides[1] + pool[1]),
+            )
             y[:, i, j, :] = padded[:, rows, cols, :].sum(axis=(1, 2))
     return y
 
@@ -63,8 +66,9 @@ def _layer(pool, strides, padding) -> cnnspec.SumPool2D:
 
 def test_reference_agrees_with_the_shape_checker():
     for pool, strides, padding in CASES:
-        spec = cnnspec.ModelSpec(input_shape=INPUT, layers=[_layer(pool, strides, padding), cnnspec.Flatten(),
-                                                            cnnspec.Dense(units=2)])  # fmt: skip
+        spec = cnnspec.ModelSpec(
+            input_shape=INPUT, layers=[_layer(pool, strides, padding), cnnspec.Flatten(), cnnspec.Dense(units=2)]
+        )
         expected = reference_sum_pool(_inputs(), pool, strides, padding).shape[1:]
         assert spec.summary().layers[0].output_shape == expected, (pool, strides, padding)
 
@@ -119,8 +123,12 @@ def test_keras_matches_the_reference_with_onednn_off_and_on(onednn, tmp_path):
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
         [sys.executable, "-c", KERAS_SCRIPT, json.dumps(CASES), tmp_path / "x.npy", tmp_path / "out.npz"],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with np.load(tmp_path / "out.npz") as out:
         _compare(f"keras (oneDNN {onednn})", [out[str(i)] for i in range(len(CASES))])

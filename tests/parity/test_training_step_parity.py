@@ -77,7 +77,9 @@ def test_a_few_epochs_on_digits_give_close_loss_curves(tmp_path):
     import cnnspec
 
     curves = {
-        backend: cnnspec.train("specs/digits_cnn.yaml", backend, epochs=4, out=tmp_path / backend, verbose=False).history
+        backend: cnnspec.train(
+            "specs/digits_cnn.yaml", backend, epochs=4, out=tmp_path / backend, verbose=False
+        ).history
         for backend in ("torch", "keras")
     }
     for key in ("loss", "val_loss"):

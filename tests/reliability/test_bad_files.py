@@ -94,8 +94,13 @@ def test_labels_out_of_range_and_nan_data(tmp_path):
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({**TINY, "layers": [*TINY["layers"][:-1], {"type": "dense", "units": 2}]}))
     data = tmp_path / "d.npz"
-    np.savez(data, x_train=np.zeros((4, 8, 8)), y_train=np.array([0, 1, 2, 1]), x_test=np.zeros((2, 8, 8)),
-             y_test=np.array([0, 1]))  # fmt: skip
+    np.savez(
+        data,
+        x_train=np.zeros((4, 8, 8)),
+        y_train=np.array([0, 1, 2, 1]),
+        x_test=np.zeros((2, 8, 8)),
+        y_test=np.array([0, 1]),
+    )
     result = run_cli("train", spec, "--data", f"npz:{data}", "--out", tmp_path / "r")
     assert_clean_failure(result)
     assert "labels must be 0..1" in result.stderr and "found [2]" in result.stderr
@@ -141,8 +146,14 @@ def _resume(out):
     from tests.cli.helpers import ROOT
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, "-m", "cnnspec", "train", "--resume", str(out), "-q"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "cnnspec", "train", "--resume", str(out), "-q"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_a_full_disk_is_reported_before_training(tmp_path, monkeypatch):

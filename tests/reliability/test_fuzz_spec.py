@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import os
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from typer.testing import CliRunner
 
 import cnnspec
@@ -24,8 +23,9 @@ documents = st.recursive(
     JUNK,
     lambda inner: st.one_of(
         st.lists(inner, max_size=4),
-        st.dictionaries(st.sampled_from(["input_shape", "layers", "training", "name", "type", "units", "x"]),
-                        inner, max_size=4),  # fmt: skip
+        st.dictionaries(
+            st.sampled_from(["input_shape", "layers", "training", "name", "type", "units", "x"]), inner, max_size=4
+        ),
     ),
     max_leaves=12,
 )
@@ -79,8 +79,14 @@ def test_validate_command_exits_only_0_or_1(tmp_path_factory, doc):
 def test_resource_limits_refuse_impossible_specs_with_an_estimate():
     import pytest
 
-    doc = {"input_shape": [28, 28, 1], "layers": [{"type": "conv2d", "filters": 1_000_000_000, "kernel_size": 3},
-                                                  {"type": "flatten"}, {"type": "dense", "units": 10}]}  # fmt: skip
+    doc = {
+        "input_shape": [28, 28, 1],
+        "layers": [
+            {"type": "conv2d", "filters": 1_000_000_000, "kernel_size": 3},
+            {"type": "flatten"},
+            {"type": "dense", "units": 10},
+        ],
+    }
     spec = cnnspec.load_spec(doc)  # loading is not training: the spec itself is valid
     with pytest.raises(cnnspec.SpecError) as info:
         cnnspec.check_resources(spec)

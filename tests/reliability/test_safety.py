@@ -45,8 +45,8 @@ def test_the_scan_sees_the_package():
 def test_cifar_unpickler_refuses_anything_but_arrays(tmp_path):
     import pickle
 
-    from cnnspec.errors import DataError
     from cnnspec._cifar import _batch
+    from cnnspec.errors import DataError
 
     class Exploit:
         def __reduce__(self):

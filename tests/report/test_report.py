@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
 import shutil
 import subprocess
@@ -54,12 +53,18 @@ def test_prediction_titles_match_the_model(trained):
     spec, weights = run.spec, run.weights
     data = cnnspec.load_data("digits")
     predicted = tb.predict(tb.build(spec, weights), data.x_test[report.grid_indices]).argmax(1)
-    expected = [f"{SPEC['class_names'][p]} ({SPEC['class_names'][t]})"
-                for p, t in zip(predicted, data.y_test[report.grid_indices])]  # fmt: skip
+    expected = [
+        f"{SPEC['class_names'][p]} ({SPEC['class_names'][t]})"
+        for p, t in zip(predicted, data.y_test[report.grid_indices])
+    ]
     assert report.grid_titles == expected
-    assert all(predicted_wrong for predicted_wrong in
-               (tb.predict(tb.build(spec, weights), data.x_test[report.mistake_indices]).argmax(1)
-                != data.y_test[report.mistake_indices]))  # fmt: skip
+    assert all(
+        predicted_wrong
+        for predicted_wrong in (
+            tb.predict(tb.build(spec, weights), data.x_test[report.mistake_indices]).argmax(1)
+            != data.y_test[report.mistake_indices]
+        )
+    )
 
 
 def test_feature_maps_match_each_conv_layers_filters(trained):
@@ -73,7 +78,9 @@ def test_html_embeds_every_figure_and_pngs_are_written(trained):
     page = (root / "report.html").read_text()
     images = re.findall(r"<img id='([^']+)' alt='[^']*' src='data:image/png;base64,([^']+)'>", page)
     assert {key for key, _ in images} == set(report.figures)
-    assert {"learning_curves", "confusion_matrix", "predictions", "filters", "feature_maps_conv2d_0"} <= set(report.figures)
+    assert {"learning_curves", "confusion_matrix", "predictions", "filters", "feature_maps_conv2d_0"} <= set(
+        report.figures
+    )
     for key, data in images:
         png = base64.b64decode(data)
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
@@ -133,8 +140,17 @@ def test_tfrecord_framing_uses_crc32c():
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
@@ -143,18 +159,37 @@ def test_report_renders_in_a_real_browser_with_no_broken_image(trained, tmp_path
     page = (root / "report.html").read_text()
     probe = tmp_path / "probe.html"
     # after load, the title tells how many images failed to decode
-    probe.write_text(page.replace("</body>", "<script>window.addEventListener('load', () => {"
-                                  "const bad = [...document.images].filter(i => !i.complete || i.naturalWidth === 0);"
-                                  "document.title = 'images:' + document.images.length + ' broken:' + bad.length;"
-                                  "});</script></body>"))  # fmt: skip
+    probe.write_text(
+        page.replace(
+            "</body>",
+            "<script>window.addEventListener('load', () => {"
+            "const bad = [...document.images].filter(i => !i.complete || i.naturalWidth === 0);"
+            "document.title = 'images:' + document.images.length + ' broken:' + bad.length;"
+            "});</script></body>",
+        )
+    )
     profile = ["--user-data-dir=" + str(tmp_path / "profile")]
-    dom = subprocess.run([CHROMIUM, *FLAGS, *profile, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout  # fmt: skip
+    dom = subprocess.run(
+        [CHROMIUM, *FLAGS, *profile, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert f"images:{len(report.figures)} broken:0" in dom, dom[:300]
 
     shot = tmp_path / "shot.png"
-    subprocess.run([CHROMIUM, *FLAGS, *profile, "--window-size=1000,1400", f"--screenshot={shot}",
-                    (root / "report.html").as_uri()], capture_output=True, timeout=120)  # fmt: skip
+    subprocess.run(
+        [
+            CHROMIUM,
+            *FLAGS,
+            *profile,
+            "--window-size=1000,1400",
+            f"--screenshot={shot}",
+            (root / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     from PIL import Image
 
     with Image.open(shot) as image:
@@ -167,10 +202,23 @@ def test_broken_image_detection_can_fail(tmp_path):
     if CHROMIUM is None:
         pytest.skip("chromium is not installed")
     page = tmp_path / "broken.html"
-    page.write_text("<html><head><title>x</title></head><body><img src='data:image/png;base64,AAAA'>"
-                    "<script>window.addEventListener('load', () => {const bad=[...document.images].filter("
-                    "i => !i.complete || i.naturalWidth === 0); document.title='images:' + document.images.length"
-                    " + ' broken:' + bad.length;});</script></body></html>")  # fmt: skip
-    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'p'}", "--virtual-time-budget=5000",
-                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout  # fmt: skip
+    page.write_text(
+        "<html><head><title>x</title></head><body><img src='data:image/png;base64,AAAA'>"
+        "<script>window.addEventListener('load', () => {const bad=[...document.images].filter("
+        "i => !i.complete || i.naturalWidth === 0); document.title='images:' + document.images.length"
+        " + ' broken:' + bad.length;});</script></body></html>"
+    )
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={tmp_path / 'p'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert "images:1 broken:1" in dom
