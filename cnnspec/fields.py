@@ -99,3 +99,10 @@ else:
         """A frozen, strict piece of a spec: unknown fields are errors, values never change."""
 
         model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Regularizer(SpecModel):
+    """Keras ``L1L2``: ``l1 * sum(|w|) + l2 * sum(w**2)`` added to the loss (no factor 1/2, as Keras)."""
+
+    l1: Annotated[Float, Field(ge=0.0)] = 0.0
+    l2: Annotated[Float, Field(ge=0.0)] = 0.0

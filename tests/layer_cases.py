@@ -16,6 +16,44 @@ LAYER_CASES: dict[str, list[tuple[dict, tuple[int, ...]]]] = {
         ({"type": "conv2d", "filters": 2, "kernel_size": 3, "dilation_rate": 2, "activation": "relu"}, (9, 8, 3)),
         ({"type": "conv2d", "filters": 4, "kernel_size": 1, "use_bias": False}, (5, 5, 2)),
     ],
+    "depthwise_conv2d": [
+        (
+            {"type": "depthwise_conv2d", "kernel_size": [2, 3], "strides": 2, "padding": "same", "depth_multiplier": 2},
+            (7, 9, 3),
+        ),
+        ({"type": "depthwise_conv2d", "kernel_size": 3, "dilation_rate": [1, 2], "activation": "relu"}, (8, 9, 2)),
+        (
+            {"type": "depthwise_conv2d", "kernel_size": 3, "strides": [1, 3], "use_bias": False, "depth_multiplier": 3},
+            (5, 10, 2),
+        ),
+    ],
+    "separable_conv2d": [
+        (
+            {
+                "type": "separable_conv2d",
+                "filters": 4,
+                "kernel_size": 3,
+                "strides": 2,
+                "padding": "same",
+                "depth_multiplier": 2,
+            },
+            (9, 8, 3),
+        ),
+        (
+            {"type": "separable_conv2d", "filters": 3, "kernel_size": [3, 2], "dilation_rate": 2, "use_bias": False},
+            (10, 7, 2),
+        ),
+        ({"type": "separable_conv2d", "filters": 5, "kernel_size": 1, "activation": "elu"}, (4, 4, 6)),
+    ],
+    "rescaling": [
+        ({"type": "rescaling", "scale": 0.00392156862745098}, (5, 4, 3)),
+        ({"type": "rescaling", "scale": -2.0, "offset": 0.5}, (6,)),
+    ],
+    "zero_padding2d": [
+        ({"type": "zero_padding2d"}, (4, 5, 2)),
+        ({"type": "zero_padding2d", "padding": [2, 0]}, (3, 3, 1)),
+        ({"type": "zero_padding2d", "padding": [[0, 3], [1, 2]]}, (5, 4, 2)),
+    ],
     "max_pool2d": [({"type": "max_pool2d", "pool_size": 3, "strides": 2, "padding": "same"}, (8, 7, 2))],
     "avg_pool2d": [({"type": "avg_pool2d", "pool_size": [2, 3], "strides": [1, 2], "padding": "same"}, (7, 8, 2))],
     "min_pool2d": [({"type": "min_pool2d", "pool_size": 3, "strides": 2, "padding": "same"}, (8, 7, 2))],

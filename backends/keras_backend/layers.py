@@ -20,6 +20,7 @@ from cnnspec.layers import (
     BatchNorm,
     Conv2D,
     Dense,
+    DepthwiseConv2D,
     Dropout,
     Flatten,
     GlobalAvgPool2D,
@@ -27,7 +28,10 @@ from cnnspec.layers import (
     LayerSpec,
     MaxPool2D,
     MinPool2D,
+    Rescaling,
+    SeparableConv2D,
     SumPool2D,
+    ZeroPadding2D,
 )
 from cnnspec.shapes import window
 
@@ -83,28 +87,41 @@ BUILDERS: dict[type[LayerSpec], Builder] = {}
 B = TypeVar("B", bound=Builder)
 
 
-def builds(*classes: type[LayerSpec]) -> Callable[[B], B]:
-    """Register the decorated function as the Keras builder of ``classes``."""
+# canonical variable -> Keras attribute, where Keras 3 names it differently
+VARIABLE_ATTRIBUTES: dict[type[LayerSpec], dict[str, str]] = {}
+
+
+def builds(*classes: type[LayerSpec], attributes: dict[str, str] | None = None) -> Callable[[B], B]:
+    """Register the decorated function as the Keras builder of ``classes``.
+
+    ``attributes``: canonical variable names whose Keras 3 attribute differs (Keras 3's
+    DepthwiseConv2D calls its depthwise kernel ``kernel``; tf.keras and the canonical layout
+    say ``depthwise_kernel``).
+    """
 
     def register(builder: B) -> B:
         BUILDERS.update(dict.fromkeys(classes, builder))
+        VARIABLE_ATTRIBUTES.update(dict.fromkeys(classes, attributes or {}))
         return builder
 
     return register
 
 
+def _conv_args(layer: Any) -> dict[str, Any]:
+    return {
+        "kernel_size": tuple(layer.kernel_size),
+        "strides": tuple(layer.strides),
+        "padding": layer.padding,
+        "dilation_rate": tuple(layer.dilation_rate),
+        "activation": layer.activation,
+        "use_bias": layer.use_bias,
+        "name": layer.name,
+    }
+
+
 @builds(Conv2D)
 def _conv(layer: Conv2D, shape: tuple, seed: int) -> layers.Layer:
-    return layers.Conv2D(
-        layer.filters,
-        tuple(layer.kernel_size),
-        strides=tuple(layer.strides),
-        padding=layer.padding,
-        dilation_rate=tuple(layer.dilation_rate),
-        activation=layer.activation,
-        use_bias=layer.use_bias,
-        name=layer.name,
-    )
+    return layers.Conv2D(layer.filters, **_conv_args(layer))
 
 
 _POOLS: dict[type[LayerSpec], Callable[..., layers.Layer]] = {
@@ -147,6 +164,26 @@ def _flatten(layer: Flatten, shape: tuple, seed: int) -> layers.Layer:
     return layers.Flatten(name=layer.name)
 
 
+@builds(DepthwiseConv2D, attributes={"depthwise_kernel": "kernel"})
+def _depthwise_conv(layer: DepthwiseConv2D, shape: tuple, seed: int) -> layers.Layer:
+    return layers.DepthwiseConv2D(depth_multiplier=layer.depth_multiplier, **_conv_args(layer))
+
+
+@builds(SeparableConv2D)
+def _separable_conv(layer: SeparableConv2D, shape: tuple, seed: int) -> layers.Layer:
+    return layers.SeparableConv2D(layer.filters, depth_multiplier=layer.depth_multiplier, **_conv_args(layer))
+
+
+@builds(Rescaling)
+def _rescaling(layer: Rescaling, shape: tuple, seed: int) -> layers.Layer:
+    return layers.Rescaling(layer.scale, layer.offset, name=layer.name)
+
+
+@builds(ZeroPadding2D)
+def _zero_padding(layer: ZeroPadding2D, shape: tuple, seed: int) -> layers.Layer:
+    return layers.ZeroPadding2D(layer.padding, name=layer.name)
+
+
 @builds(Dense)
 def _dense(layer: Dense, shape: tuple, seed: int) -> layers.Layer:
     return layers.Dense(layer.units, activation=layer.activation, use_bias=layer.use_bias, name=layer.name)
@@ -157,4 +194,4 @@ def _activation(layer: Activation, shape: tuple, seed: int) -> layers.Layer:
     return layers.Activation(layer.activation, name=layer.name)
 
 
-__all__ = ["BUILDERS", "MinPooling2D", "SumPooling2D", "builds"]
+__all__ = ["BUILDERS", "VARIABLE_ATTRIBUTES", "MinPooling2D", "SumPooling2D", "builds"]

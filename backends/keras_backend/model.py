@@ -9,10 +9,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from cnnspec.layers import LayerSpec
 from cnnspec.spec import ModelSpec
 from cnnspec.weights import Weights, check_weights, expected_weights
 
-from .layers import BUILDERS
+from .layers import BUILDERS, VARIABLE_ATTRIBUTES
 
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 
@@ -38,8 +39,15 @@ def compile_model(spec: ModelSpec, seed: int = 0, precision: str = "fp32") -> ke
 
 
 def _variable(model: keras.Model, key: str):
+    """The Keras variable holding canonical ``key`` ("<layer>/<variable>"); most are attributes of that name."""
     layer_name, variable = key.rsplit("/", 1)
-    return getattr(model.get_layer(layer_name), variable)
+    layer = model.get_layer(layer_name)
+    renamed = VARIABLE_ATTRIBUTES.get(type(_spec_layer(model, layer_name)), {})
+    return getattr(layer, renamed.get(variable, variable))
+
+
+def _spec_layer(model: keras.Model, name: str) -> LayerSpec:
+    return next(layer for layer in model._cnnspec_spec.layers if layer.name == name)
 
 
 def get_weights(model: keras.Model) -> Weights:

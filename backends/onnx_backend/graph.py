@@ -22,6 +22,7 @@ from cnnspec.layers import (
     BatchNorm,
     Conv2D,
     Dense,
+    DepthwiseConv2D,
     Dropout,
     Flatten,
     GlobalAvgPool2D,
@@ -29,8 +30,11 @@ from cnnspec.layers import (
     LayerSpec,
     MaxPool2D,
     MinPool2D,
+    Rescaling,
+    SeparableConv2D,
     SumPool2D,
     WindowedLayer,
+    ZeroPadding2D,
 )
 from cnnspec.numerics import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
 from cnnspec.weights import Weights
@@ -49,8 +53,8 @@ class Graph:
         self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
 
-    def constant(self, name: str, value: np.ndarray | np.floating) -> str:
-        self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+    def constant(self, name: str, value: np.ndarray | np.floating, dtype: type = np.float32) -> str:
+        self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
         return name
 
 
@@ -108,16 +112,76 @@ def _window_attrs(layer: WindowedLayer, shape: tuple, kernel: tuple) -> dict[str
     }
 
 
+def _convolve(
+    g: Graph, layer: Any, x: str, shape: tuple, kernel: tuple[str, np.ndarray], bias: str | None, out: str, **attrs: Any
+) -> str:
+    """A Conv node with the layer's window (strides, dilation, Keras's padding as explicit pads)."""
+    inputs = [x, g.constant(*kernel)]
+    if bias is not None:
+        inputs.append(g.constant(f"{layer.name}/bias", g.weights[bias]))
+    window = _window_attrs(layer, shape, layer.kernel_size)
+    return g.node("Conv", inputs, out, dilations=list(layer.dilation_rate), **window, **attrs)
+
+
+def _then_activation(g: Graph, layer: Any, build: Callable[[str], str]) -> str:
+    """``build(output name)``, then the layer's activation; the layer's own name ends up on the last node."""
+    if layer.activation == "linear":
+        return build(layer.name)
+    return _activate(g, build(f"{layer.name}/linear"), layer.activation, layer.name)
+
+
+def _depthwise_kernel(g: Graph, layer: Any) -> tuple[str, np.ndarray]:
+    """Keras (kh, kw, in, mult) -> ONNX grouped (in * mult, 1, kh, kw); output channel c * mult + m in both."""
+    name = f"{layer.name}/depthwise_kernel"
+    kernel = g.weights[name]
+    return name, kernel.reshape(*kernel.shape[:2], -1).transpose(2, 0, 1)[:, None]
+
+
+def _bias(layer: Any) -> str | None:
+    return f"{layer.name}/bias" if layer.use_bias else None
+
+
 @builds(Conv2D)
-def _conv(g: Graph, layer: Any, x: str, shape: tuple) -> str:
-    kernel = g.weights[f"{layer.name}/kernel"].transpose(3, 2, 0, 1)  # Keras (kh, kw, in, out) -> (out, in, kh, kw)
-    inputs = [x, g.constant(f"{layer.name}/kernel", kernel)]
-    if layer.use_bias:
-        inputs.append(g.constant(f"{layer.name}/bias", g.weights[f"{layer.name}/bias"]))
-    attrs = _window_attrs(layer, shape, layer.kernel_size)
-    conv_out = layer.name if layer.activation == "linear" else f"{layer.name}/conv"
-    y = g.node("Conv", inputs, conv_out, dilations=list(layer.dilation_rate), **attrs)
-    return y if layer.activation == "linear" else _activate(g, y, layer.activation, layer.name)
+def _conv(g: Graph, layer: Conv2D, x: str, shape: tuple) -> str:
+    kernel = (f"{layer.name}/kernel", g.weights[f"{layer.name}/kernel"].transpose(3, 2, 0, 1))  # (out, in, kh, kw)
+    return _then_activation(g, layer, lambda out: _convolve(g, layer, x, shape, kernel, _bias(layer), out))
+
+
+@builds(DepthwiseConv2D)
+def _depthwise_conv(g: Graph, layer: DepthwiseConv2D, x: str, shape: tuple) -> str:
+    kernel = _depthwise_kernel(g, layer)
+    return _then_activation(
+        g, layer, lambda out: _convolve(g, layer, x, shape, kernel, _bias(layer), out, group=shape[-1])
+    )
+
+
+@builds(SeparableConv2D)
+def _separable_conv(g: Graph, layer: SeparableConv2D, x: str, shape: tuple) -> str:
+    depthwise = _convolve(
+        g, layer, x, shape, _depthwise_kernel(g, layer), None, f"{layer.name}/depthwise", group=shape[-1]
+    )
+    pointwise = g.constant(
+        f"{layer.name}/pointwise_kernel", g.weights[f"{layer.name}/pointwise_kernel"].transpose(3, 2, 0, 1)
+    )
+    inputs = [depthwise, pointwise] + (
+        [g.constant(f"{layer.name}/bias", g.weights[f"{layer.name}/bias"])] if layer.use_bias else []
+    )
+    return _then_activation(g, layer, lambda out: g.node("Conv", inputs, out))
+
+
+@builds(Rescaling)
+def _rescaling(g: Graph, layer: Rescaling, x: str, shape: tuple) -> str:
+    scaled = g.node("Mul", [x, g.constant(f"{layer.name}/scale", np.float32(layer.scale))], f"{layer.name}/scaled")
+    return g.node("Add", [scaled, g.constant(f"{layer.name}/offset", np.float32(layer.offset))], layer.name)
+
+
+@builds(ZeroPadding2D)
+def _zero_padding(g: Graph, layer: ZeroPadding2D, x: str, shape: tuple) -> str:
+    (top, bottom), (left, right) = layer.padding
+    pads = g.constant(
+        f"{layer.name}/pads", np.array([0, 0, top, left, 0, 0, bottom, right]), np.int64
+    )  # NCHW begins, ends
+    return g.node("Pad", [x, pads], layer.name, mode="constant")
 
 
 @builds(MaxPool2D)

@@ -24,6 +24,7 @@ from cnnspec.layers import (
     BatchNorm as BatchNormSpec,
     Conv2D,
     Dense,
+    DepthwiseConv2D,
     Dropout,
     Flatten as FlattenSpec,
     GlobalAvgPool2D,
@@ -31,8 +32,11 @@ from cnnspec.layers import (
     LayerSpec,
     MaxPool2D,
     MinPool2D,
+    Rescaling,
+    SeparableConv2D,
     SumPool2D,
     WindowedLayer,
+    ZeroPadding2D,
 )
 from cnnspec.numerics import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
 
@@ -85,19 +89,21 @@ def _symmetric(pads: tuple[int, int, int, int]) -> bool:
 
 
 class Conv2d(nn.Conv2d):
-    """Keras Conv2D: ``same`` padding may be uneven (extra cell bottom/right); pad explicitly then."""
+    """Keras Conv2D (and, with ``groups`` = input channels, DepthwiseConv2D): ``same`` padding may be
+    uneven (extra cell bottom/right); pad explicitly then."""
 
-    def __init__(self, layer: Any, input_shape: tuple[int, ...]):
+    def __init__(self, layer: Any, input_shape: tuple[int, ...], out_channels: int, groups: int = 1, bias: bool = True):
         pads = _pads(layer, input_shape)
         even = _symmetric(pads)
         super().__init__(
             input_shape[2],
-            layer.filters,
+            out_channels,
             tuple(layer.kernel_size),
             stride=tuple(layer.strides),
             padding=(pads[2], pads[0]) if even else 0,
             dilation=tuple(layer.dilation_rate),
-            bias=layer.use_bias,
+            groups=groups,
+            bias=bias,
         )
         self.explicit_pads = None if even else pads
 
@@ -260,10 +266,8 @@ def _with_activation(core: nn.Module, activation: str) -> list[nn.Module]:
 # Conv kernels: Keras (kh, kw, in, out) = torch (out, in, kh, kw).transpose(2, 3, 1, 0).
 # Dense kernels: Keras (in, out) = torch (out, in).T; its rows need no permutation because
 # ``Flatten`` already yields Keras's (H, W, C) order.
-_CONV_PARAMS = {
-    "kernel": Param(0, "weight", lambda k: k.transpose(3, 2, 0, 1), lambda t: t.transpose(2, 3, 1, 0)),
-    "bias": Param(0, "bias"),
-}
+_CONV_LAYOUT = (lambda k: k.transpose(3, 2, 0, 1), lambda t: t.transpose(2, 3, 1, 0))
+_CONV_PARAMS = {"kernel": Param(0, "weight", *_CONV_LAYOUT), "bias": Param(0, "bias")}
 _DENSE_PARAMS = {"kernel": Param(0, "weight", lambda k: k.T, lambda t: t.T), "bias": Param(0, "bias")}
 _BATCH_NORM_PARAMS = {
     "gamma": Param(0, "weight"),
@@ -275,7 +279,75 @@ _BATCH_NORM_PARAMS = {
 
 @builds(Conv2D)
 def _conv(layer: Conv2D, shape: tuple) -> TorchLayer:
-    return TorchLayer(_with_activation(Conv2d(layer, shape), layer.activation), _CONV_PARAMS)
+    conv = Conv2d(layer, shape, layer.filters, bias=layer.use_bias)
+    return TorchLayer(_with_activation(conv, layer.activation), _CONV_PARAMS)
+
+
+def _depthwise_param(module: int, shape: tuple, multiplier: int) -> Param:
+    """Keras (kh, kw, in, mult) <-> torch grouped (in * mult, 1, kh, kw); output channel c * mult + m in both."""
+    channels = shape[-1]
+
+    def to_keras(t: np.ndarray) -> np.ndarray:
+        kh, kw = t.shape[2:]
+        return t[:, 0].transpose(1, 2, 0).reshape(kh, kw, channels, multiplier)
+
+    return Param(module, "weight", lambda k: k.reshape(*k.shape[:2], -1).transpose(2, 0, 1)[:, None], to_keras)
+
+
+@builds(DepthwiseConv2D)
+def _depthwise_conv(layer: DepthwiseConv2D, shape: tuple) -> TorchLayer:
+    channels = shape[-1] * layer.depth_multiplier
+    conv = Conv2d(layer, shape, channels, groups=shape[-1], bias=layer.use_bias)
+    params = {"depthwise_kernel": _depthwise_param(0, shape, layer.depth_multiplier), "bias": Param(0, "bias")}
+    return TorchLayer(_with_activation(conv, layer.activation), params)
+
+
+@builds(SeparableConv2D)
+def _separable_conv(layer: SeparableConv2D, shape: tuple) -> TorchLayer:
+    """Keras SeparableConv2D: the depthwise convolution (no bias), a 1x1 convolution to ``filters``, its bias."""
+    middle = shape[-1] * layer.depth_multiplier
+    depthwise = Conv2d(layer, shape, middle, groups=shape[-1], bias=False)
+    pointwise = nn.Conv2d(middle, layer.filters, 1, bias=layer.use_bias)
+    params = {
+        "depthwise_kernel": _depthwise_param(0, shape, layer.depth_multiplier),
+        "pointwise_kernel": Param(1, "weight", *_CONV_LAYOUT),
+        "bias": Param(1, "bias"),
+    }
+    return TorchLayer([depthwise, *_with_activation(pointwise, layer.activation)], params)
+
+
+class Rescale(nn.Module):
+    """Keras Rescaling: ``x * scale + offset``."""
+
+    def __init__(self, scale: float, offset: float):
+        super().__init__()
+        self.scale, self.offset = scale, offset
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.offset
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, offset={self.offset}"
+
+
+@builds(Rescaling)
+def _rescaling(layer: Rescaling, shape: tuple) -> TorchLayer:
+    return TorchLayer([Rescale(layer.scale, layer.offset)])
+
+
+class ZeroPad(nn.Module):
+    def __init__(self, pads: tuple[int, int, int, int]):
+        super().__init__()
+        self.pads = pads  # F.pad's order: (left, right, top, bottom)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self.pads)
+
+
+@builds(ZeroPadding2D)
+def _zero_padding(layer: ZeroPadding2D, shape: tuple) -> TorchLayer:
+    (top, bottom), (left, right) = layer.padding
+    return TorchLayer([ZeroPad((left, right, top, bottom))])
 
 
 @builds(Dense)

@@ -7,11 +7,22 @@ its cases in ``tests/layer_cases.py``; CONTRIBUTING.md has the list.
 
 from __future__ import annotations
 
-from . import conv, core, normalization, pooling
+from . import conv, core, normalization, pooling, preprocessing, reshaping
 from .base import LayerSpec, WindowedLayer
 from .conv import *  # noqa: F403
 from .core import *  # noqa: F403
 from .normalization import *  # noqa: F403
 from .pooling import *  # noqa: F403
+from .preprocessing import *  # noqa: F403
+from .reshaping import *  # noqa: F403
 
-__all__ = ["LayerSpec", "WindowedLayer", *conv.__all__, *core.__all__, *normalization.__all__, *pooling.__all__]
+__all__ = [
+    "LayerSpec",
+    "WindowedLayer",
+    *conv.__all__,
+    *core.__all__,
+    *normalization.__all__,
+    *pooling.__all__,
+    *preprocessing.__all__,
+    *reshaping.__all__,
+]

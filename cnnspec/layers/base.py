@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, ClassVar
 
-from ..fields import LayerName, SpecModel
+from ..fields import LayerName, Regularizer, SpecModel
 from ..shapes import Shape, ShapeViolation, Window, window
 
 
@@ -36,6 +36,10 @@ class LayerSpec(SpecModel):
 
     def variables(self, input_shape: Shape) -> dict[str, Shape]:
         """Canonical variable name -> Keras-layout shape, in Keras's order (none by default)."""
+        return {}
+
+    def regularizers(self) -> dict[str, Regularizer]:
+        """Canonical variable -> the regularizer its loss term uses (only variables that have one)."""
         return {}
 
     def param_counts(self, input_shape: Shape) -> tuple[int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from ..fields import ActivationName, Bool, PositiveInt, Rate
+from ..fields import ActivationName, Bool, PositiveInt, Rate, Regularizer
 from ..registry import register_layer
 from ..shapes import Shape, ShapeViolation
 from .base import LayerSpec
@@ -45,6 +45,8 @@ class Dense(LayerSpec):
     units: PositiveInt
     activation: ActivationName = "linear"
     use_bias: Bool = True
+    kernel_regularizer: Regularizer | None = None
+    bias_regularizer: Regularizer | None = None
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 1:
@@ -59,6 +61,10 @@ class Dense(LayerSpec):
     def variables(self, input_shape: Shape) -> dict[str, Shape]:
         kernel: dict[str, Shape] = {"kernel": (input_shape[0], self.units)}
         return {**kernel, "bias": (self.units,)} if self.use_bias else kernel
+
+    def regularizers(self) -> dict[str, Regularizer]:
+        chosen = {"kernel": self.kernel_regularizer, "bias": self.bias_regularizer if self.use_bias else None}
+        return {variable: rule for variable, rule in chosen.items() if rule is not None}
 
 
 @register_layer

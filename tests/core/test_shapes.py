@@ -70,6 +70,27 @@ KERAS_FIGURES = {
         600810,
         600810,
     ),
+    # counted by hand too: separable = 3*3*in*mult + in*mult*filters + filters
+    "mobilenet_tiny": (
+        [
+            ((8, 8, 16), 144),
+            ((8, 8, 16), 64),
+            ((8, 8, 16), 0),
+            ((8, 8, 16), 144),
+            ((8, 8, 16), 64),
+            ((8, 8, 16), 0),
+            ((8, 8, 32), 512),
+            ((8, 8, 32), 128),
+            ((8, 8, 32), 0),
+            ((4, 4, 64), 2400),
+            ((4, 4, 64), 9408),
+            ((64,), 0),
+            ((64,), 0),
+            ((10,), 650),
+        ],
+        13514,
+        13386,
+    ),
     # min/sum pooling measured as MaxPooling2D with the same window (Keras has no such class).
     "every_layer": (
         [

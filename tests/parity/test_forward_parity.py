@@ -8,6 +8,7 @@ every activation; then every example spec and random valid specs.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 
@@ -59,6 +60,44 @@ def test_dilated_conv2d(dilation, padding):
         "dilation_rate": list(dilation) if isinstance(dilation, tuple) else dilation,
     }
     assert_same_per_layer(spec_of([layer], (9, 10, 2)), BACKENDS)
+
+
+@pytest.mark.parametrize("kind", ["depthwise_conv2d", "separable_conv2d"])
+@pytest.mark.parametrize("multiplier", [1, 2])
+@pytest.mark.parametrize("kernel,stride,padding", WINDOWS[::2], ids=lambda v: _id(v))
+def test_depthwise_and_separable_conv2d(kind, multiplier, kernel, stride, padding):
+    layer = {"type": kind, "kernel_size": list(kernel) if isinstance(kernel, tuple) else kernel, "strides": stride,
+             "padding": padding, "depth_multiplier": multiplier}  # fmt: skip
+    if kind == "separable_conv2d":
+        layer["filters"] = 3
+    assert_same_per_layer(spec_of([layer], (7, 9, 2)), BACKENDS)
+
+
+@pytest.mark.parametrize("kind", ["depthwise_conv2d", "separable_conv2d"])
+@pytest.mark.parametrize("dilation", [2, (1, 3)], ids=_id)
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_dilated_depthwise_and_separable_conv2d(kind, dilation, padding):
+    layer = {"type": kind, "kernel_size": 3, "padding": padding, "depth_multiplier": 2,
+             "dilation_rate": list(dilation) if isinstance(dilation, tuple) else dilation}  # fmt: skip
+    if kind == "separable_conv2d":
+        layer["filters"] = 2
+    assert_same_per_layer(spec_of([layer], (9, 10, 3)), BACKENDS)
+
+
+@pytest.mark.parametrize("padding", [0, 2, [1, 3], [[0, 2], [3, 1]]], ids=str)
+def test_zero_padding_then_valid_conv(padding):
+    layers = [{"type": "zero_padding2d", "padding": padding}, {"type": "conv2d", "filters": 2, "kernel_size": 3}]
+    assert_same_per_layer(spec_of(layers, (5, 6, 2)), BACKENDS)
+
+
+def test_rescaling_takes_raw_pixels_to_what_the_network_expects():
+    layers = [
+        {"type": "rescaling", "scale": 1 / 255, "offset": -0.5},
+        {"type": "conv2d", "filters": 2, "kernel_size": 2},
+    ]
+    spec = spec_of(layers, (4, 5, 1))
+    raw = np.random.default_rng(0).integers(0, 256, (4, 4, 5, 1)).astype(np.float32)
+    assert_same_per_layer(spec, BACKENDS, x=raw)
 
 
 POOLS = ["max_pool2d", "avg_pool2d", "min_pool2d", "sum_pool2d"]
