@@ -38,6 +38,8 @@ _EXPORTS = {
     **dict.fromkeys(["train", "TrainResult", "TrainingInterrupted"], ".train"),
     **dict.fromkeys(["load_data", "Dataset"], ".data"),
     **dict.fromkeys(["export_onnx", "ExportReport"], ".export"),
+    **dict.fromkeys(["export_keras", "export_torch", "NativeExportReport"], ".native_export"),
+    **dict.fromkeys(["import_keras", "UnsupportedKerasModel"], ".keras_import"),
     **dict.fromkeys(["run_parity", "ParityReport"], ".parity"),
     "Predictor": ".predictor",
     **dict.fromkeys(["load_weights", "save_weights", "initial_weights"], ".weights"),
@@ -63,9 +65,11 @@ if TYPE_CHECKING:
         WeightsError,
     )
     from .export import ExportReport, export_onnx
+    from .keras_import import UnsupportedKerasModel, import_keras
     from .layers import *  # noqa: F403  (every registered layer class)
     from .load import dump_spec, load_spec
     from .model import Model
+    from .native_export import NativeExportReport, export_keras, export_torch
     from .parity import ParityReport, run_parity
     from .predictor import Predictor
     from .registry import register_layer

@@ -13,7 +13,7 @@ import os
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 # Pydantic looks for plugins by scanning every installed distribution's metadata
 # (~50 ms, a sixth of `cnnspec validate`); the command line has no use for them.
@@ -271,6 +271,84 @@ def export_onnx(
             f"{report.variant}: test accuracy {report.accuracy:.4f} vs fp32 {report.accuracy_fp32:.4f} "
             f"({change:+.2f} points); batch 256 on CPU {report.images_per_second:,.0f} vs "
             f"{report.images_per_second_fp32:,.0f} img/s ({speedup:.2f}x)"
+        )
+
+
+@export_app.command("keras")
+def export_keras(
+    run_dir: Path = typer.Argument(..., help="A run directory (from cnnspec train).", show_default=False),
+    output: Path = typer.Option(..., "--output", "-o", help="The .keras file.", show_default=False),
+    tolerance: float = typer.Option(ATOL, "--tolerance", help="Allowed difference when verifying (scaled)."),
+) -> None:
+    """Export a run as a .keras file (keras.models.load_model), verified against the run before it is written."""
+    from .native_export import export_keras as export
+
+    with user_errors():
+        report = export(run_dir, output, atol=tolerance)
+    _native_export_lines(report)
+
+
+@export_app.command("torch")
+def export_torch(
+    run_dir: Path = typer.Argument(..., help="A run directory (from cnnspec train).", show_default=False),
+    output: Path = typer.Option(..., "--output", "-o", help="The .pt2 file (torch.export).", show_default=False),
+    layout: str = typer.Option("nhwc", "--layout", help="Input layout: nhwc (the spec's, default) or nchw."),
+    tolerance: float = typer.Option(ATOL, "--tolerance", help="Allowed difference when verifying (scaled)."),
+) -> None:
+    """Export a run as a torch.export program (torch.export.load; no cnnspec needed), verified before it is written."""
+    from .native_export import export_torch as export
+
+    if layout not in ("nhwc", "nchw"):
+        raise typer.BadParameter(f"--layout must be nhwc or nchw, got {layout!r}")
+    with user_errors():
+        report = export(run_dir, output, layout=layout, atol=tolerance)
+    _native_export_lines(report)
+
+
+def _native_export_lines(report: Any) -> None:
+    typer.echo(
+        f"Exported {report.path} ({report.framework}, {report.size_bytes:,} bytes) in {report.export_seconds:.2f} s"
+    )
+    typer.echo(
+        f"Verified: loaded back, vs {report.reference}, max abs difference {report.max_abs_diff:.2e} "
+        f"(tolerance {report.tolerance:.1e})"
+    )
+    if report.left_out:
+        typer.echo(f"Left out (training only): {', '.join(report.left_out)}")
+    if report.needs:
+        typer.echo(f"note: {report.needs}")
+
+
+import_app = typer.Typer(help="Make a spec (and a run) from a model built elsewhere.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("keras")
+def import_keras(
+    model: Path = typer.Argument(..., help="A .keras, .h5 or model.to_json() file.", show_default=False),
+    output: Path = typer.Option(..., "--output", "-o", help="The spec to write (.yaml or .json).", show_default=False),
+    run_dir: Optional[Path] = typer.Option(None, "--run", help="Also write a run directory with the model's weights."),
+    data: str = typer.Option("digits", "--data", "-d", help="The data source the run evaluates on by default."),
+) -> None:
+    """Translate a Keras model into a spec; refuse (exit 1, nothing written) what a spec cannot express."""
+    from .files import atomic_write_bytes
+    from .keras_import import import_keras as translate, write_imported_run
+    from .load import dump_spec
+
+    with user_errors():
+        spec, weights = translate(model)
+        if run_dir is not None and weights is None:
+            raise CnnspecError(f"{model}: a model config without weights cannot make a run; save the whole model")
+        fmt = "json" if output.suffix.lower() == ".json" else "yaml"
+        atomic_write_bytes(output, dump_spec(spec, fmt).encode())
+        if run_dir is not None and weights is not None:
+            write_imported_run(spec, weights, run_dir, data)
+    report = spec.summary()
+    typer.echo(f"Wrote {output}: {len(spec.layers)} layers, {report.total_params:,} parameters")
+    if run_dir is not None:
+        typer.echo(
+            f"Wrote {run_dir} (the model's weights; evaluate, export, report, or fine-tune with "
+            f"cnnspec train --resume {run_dir})"
         )
 
 

@@ -94,9 +94,15 @@ def check_weights(spec: ModelSpec, weights: Weights, origin: str = "weights") ->
 
 
 def spec_hash(spec: ModelSpec) -> str:
-    """A digest of what the weights depend on (input shape and layers, not training settings)."""
+    """A digest of what the weights depend on (input shape and layers, not training settings).
+
+    Optional layer fields that are unset (``None``: no regularizer, ...) are left out, so
+    adding such a field to a layer type keeps every existing weights file's digest
+    (tests/core/test_weights_compat.py holds digests made before such additions).
+    """
     data = spec.to_dict()
-    payload = json.dumps({"input_shape": data["input_shape"], "layers": data["layers"]}, sort_keys=True)
+    layers = [{key: value for key, value in layer.items() if value is not None} for layer in data["layers"]]
+    payload = json.dumps({"input_shape": data["input_shape"], "layers": layers}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

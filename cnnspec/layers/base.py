@@ -23,6 +23,8 @@ class LayerSpec(SpecModel):
     non_trainable: ClassVar[frozenset[str]] = frozenset()  # variables Keras counts as non-trainable
     # has a spatial kernel: the report draws its filters and feature maps, and torch runs it channels-last
     convolutional: ClassVar[bool] = False
+    # acts in training only, the identity at inference (random augmentation): exported inference files leave it out
+    training_only: ClassVar[bool] = False
 
     type: str
     if TYPE_CHECKING:
@@ -70,7 +72,8 @@ class WindowedLayer(LayerSpec):
     window_field: ClassVar[str]  # the field holding the window size, for error messages
     window_label: ClassVar[str]  # "kernel" or "pool"
 
-    padding: str
+    if TYPE_CHECKING:  # a field of every subclass, declared there (in Keras's argument order)
+        padding: str
 
     @property
     def window_size(self) -> tuple[int, int]:

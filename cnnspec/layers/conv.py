@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import model_validator
 
@@ -21,13 +21,13 @@ class _Convolution(WindowedLayer):
     convolutional = True
     window_field, window_label = "kernel_size", "kernel"
 
-    kernel_size: Pair
-    strides: Pair = (1, 1)
-    padding: Padding = "valid"
-    dilation_rate: Pair = (1, 1)
-    activation: ActivationName = "linear"
-    use_bias: Bool = True
-    bias_regularizer: Regularizer | None = None
+    if TYPE_CHECKING:  # each subclass declares its fields itself, in Keras's argument order (dumps read like Keras)
+        kernel_size: tuple[int, int]
+        strides: tuple[int, int]
+        dilation_rate: tuple[int, int]
+        activation: str
+        use_bias: bool
+        bias_regularizer: Regularizer | None
 
     @model_validator(mode="after")
     def _strides_or_dilation(self) -> _Convolution:
@@ -58,7 +58,14 @@ class Conv2D(_Convolution):
     keras_class = "Conv2D"
     type: Literal["conv2d"] = "conv2d"
     filters: PositiveInt
+    kernel_size: Pair
+    strides: Pair = (1, 1)
+    padding: Padding = "valid"
+    dilation_rate: Pair = (1, 1)
+    activation: ActivationName = "linear"
+    use_bias: Bool = True
     kernel_regularizer: Regularizer | None = None
+    bias_regularizer: Regularizer | None = None
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return (*self.spatial_output(input_shape), self.filters)
@@ -79,8 +86,15 @@ class DepthwiseConv2D(_Convolution):
 
     keras_class = "DepthwiseConv2D"
     type: Literal["depthwise_conv2d"] = "depthwise_conv2d"
+    kernel_size: Pair
+    strides: Pair = (1, 1)
+    padding: Padding = "valid"
     depth_multiplier: PositiveInt = 1
+    dilation_rate: Pair = (1, 1)
+    activation: ActivationName = "linear"
+    use_bias: Bool = True
     depthwise_regularizer: Regularizer | None = None
+    bias_regularizer: Regularizer | None = None
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return (*self.spatial_output(input_shape), input_shape[-1] * self.depth_multiplier)
@@ -100,9 +114,16 @@ class SeparableConv2D(_Convolution):
     keras_class = "SeparableConv2D"
     type: Literal["separable_conv2d"] = "separable_conv2d"
     filters: PositiveInt
+    kernel_size: Pair
+    strides: Pair = (1, 1)
+    padding: Padding = "valid"
     depth_multiplier: PositiveInt = 1
+    dilation_rate: Pair = (1, 1)
+    activation: ActivationName = "linear"
+    use_bias: Bool = True
     depthwise_regularizer: Regularizer | None = None
     pointwise_regularizer: Regularizer | None = None
+    bias_regularizer: Regularizer | None = None
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return (*self.spatial_output(input_shape), self.filters)

@@ -18,7 +18,11 @@ def _as_pairs(value: Any) -> Any:
     """Keras's three spellings: ``p``, ``[ph, pw]``, ``[[top, bottom], [left, right]]`` -> the last."""
     if isinstance(value, int) and not isinstance(value, bool):
         return ((value, value), (value, value))
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
         return ((value[0], value[0]), (value[1], value[1]))
     if isinstance(value, list):
         return tuple(tuple(v) if isinstance(v, list) else v for v in value)
@@ -30,10 +34,14 @@ _PADDING_SCHEMA = {
     "anyOf": [
         _NON_NEGATIVE,
         {"type": "array", "items": _NON_NEGATIVE, "minItems": 2, "maxItems": 2},
-        {"type": "array", "minItems": 2, "maxItems": 2,
-         "items": {"type": "array", "items": _NON_NEGATIVE, "minItems": 2, "maxItems": 2}},
+        {
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 2,
+            "items": {"type": "array", "items": _NON_NEGATIVE, "minItems": 2, "maxItems": 2},
+        },
     ]
-}  # fmt: skip
+}
 PaddingAmounts = Annotated[
     tuple[tuple[NonNegativeInt, NonNegativeInt], tuple[NonNegativeInt, NonNegativeInt]],
     BeforeValidator(_as_pairs),

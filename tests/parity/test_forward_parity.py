@@ -66,8 +66,13 @@ def test_dilated_conv2d(dilation, padding):
 @pytest.mark.parametrize("multiplier", [1, 2])
 @pytest.mark.parametrize("kernel,stride,padding", WINDOWS[::2], ids=lambda v: _id(v))
 def test_depthwise_and_separable_conv2d(kind, multiplier, kernel, stride, padding):
-    layer = {"type": kind, "kernel_size": list(kernel) if isinstance(kernel, tuple) else kernel, "strides": stride,
-             "padding": padding, "depth_multiplier": multiplier}  # fmt: skip
+    layer = {
+        "type": kind,
+        "kernel_size": list(kernel) if isinstance(kernel, tuple) else kernel,
+        "strides": stride,
+        "padding": padding,
+        "depth_multiplier": multiplier,
+    }
     if kind == "separable_conv2d":
         layer["filters"] = 3
     assert_same_per_layer(spec_of([layer], (7, 9, 2)), BACKENDS)
@@ -77,8 +82,13 @@ def test_depthwise_and_separable_conv2d(kind, multiplier, kernel, stride, paddin
 @pytest.mark.parametrize("dilation", [2, (1, 3)], ids=_id)
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_dilated_depthwise_and_separable_conv2d(kind, dilation, padding):
-    layer = {"type": kind, "kernel_size": 3, "padding": padding, "depth_multiplier": 2,
-             "dilation_rate": list(dilation) if isinstance(dilation, tuple) else dilation}  # fmt: skip
+    layer = {
+        "type": kind,
+        "kernel_size": 3,
+        "padding": padding,
+        "depth_multiplier": 2,
+        "dilation_rate": list(dilation) if isinstance(dilation, tuple) else dilation,
+    }
     if kind == "separable_conv2d":
         layer["filters"] = 2
     assert_same_per_layer(spec_of([layer], (9, 10, 3)), BACKENDS)

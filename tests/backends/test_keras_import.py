@@ -1,0 +1,186 @@
+"""`cnnspec import keras`: Keras models become specs and canonical weights, or are refused by name.
+
+Round trip: every example spec -> Keras model (compiled with its optimizer and
+loss) -> .keras and .h5 -> import -> the same canonical spec and bit-identical
+weights, and the imported run's ONNX export equals Keras's predict. Plain Keras
+code as course notes write it imports with its parameter counts. Lambda layers,
+unsupported arguments and branching graphs exit 1 naming the layer and write nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import cnnspec
+from cnnspec.keras_import import UnsupportedKerasModel, import_keras
+from cnnspec.load import dump_spec
+from cnnspec.weights import random_weights
+from tests.cli.helpers import assert_clean_failure, cnnspec as run_cli
+from tests.conftest import SPECS
+
+kb = pytest.importorskip("cnnspec.backends.keras_backend")
+keras = pytest.importorskip("keras")
+layers = keras.layers
+
+
+def _layers_and_compiled_training(spec):
+    """What a Keras file holds of a spec: name, input, layers, optimizer and loss (not epochs, seed ...)."""
+    document = spec.to_dict()
+    document["training"] = {key: document["training"][key] for key in ("optimizer", "loss")}
+    return dump_spec(cnnspec.load_spec(document))
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+@pytest.mark.parametrize("spec_path", SPECS, ids=[p.stem for p in SPECS])
+def test_every_example_spec_round_trips_through_a_keras_file(spec_path, suffix, tmp_path):
+    spec = cnnspec.load_spec(spec_path)
+    weights = random_weights(spec, seed=3)
+    model = kb.build(spec, weights)
+    kb.Trainer(model, spec.training)  # compiles the model with the spec's optimizer and loss, as training does
+    path = tmp_path / f"model{suffix}"
+    model.save(path)
+    imported, imported_weights = import_keras(path)
+    assert _layers_and_compiled_training(imported) == _layers_and_compiled_training(spec)
+    assert imported_weights.keys() == weights.keys()
+    for key, value in weights.items():
+        assert imported_weights[key].tobytes() == value.tobytes(), key
+
+
+def test_the_imported_run_exports_onnx_equal_to_keras_predict(tmp_path):
+    spec = cnnspec.load_spec(SPECS[0])
+    model = kb.build(spec, random_weights(spec, seed=1))
+    model.save(tmp_path / "m.keras")
+    proc = run_cli("import", "keras", tmp_path / "m.keras", "--output", tmp_path / "s.yaml", "--run", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    report = cnnspec.export_onnx(tmp_path / "run", tmp_path / "m.onnx")
+    x = np.random.default_rng(0).random((8, *spec.input_shape), dtype=np.float32)
+    expected = model.predict(x, verbose=0)
+    got = cnnspec.Predictor(tmp_path / "m.onnx").predict(x)
+    assert np.abs(got - expected).max() <= report.tolerance
+
+
+def _course_models():
+    """The course notes' models, as plain Keras code writes them (input_shape on the first layer)."""
+    return {
+        "mnist_cnn": (220_234, [
+            layers.Conv2D(32, (3, 3), activation="relu", padding="same", input_shape=(28, 28, 1)),
+            layers.MaxPooling2D((2, 2)),
+            layers.Conv2D(64, (3, 3), activation="relu", padding="same"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Flatten(),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(10, activation="softmax"),
+        ]),
+        "mnist_mlp": (669_706, [
+            layers.Flatten(input_shape=(28, 28, 1)),
+            layers.Dense(512, activation="relu"),
+            layers.Dense(512, activation="relu"),
+            layers.Dense(10, activation="softmax"),
+        ]),
+        "mnist_dropout": (600_810, [
+            layers.Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
+            layers.Conv2D(32, (3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Dropout(0.25),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ]),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["mnist_cnn", "mnist_mlp", "mnist_dropout"])
+def test_course_models_import_with_their_parameter_counts(name, tmp_path):
+    count, stack = _course_models()[name]
+    model = keras.Sequential(stack)
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    assert model.count_params() == count
+    model.save(tmp_path / "m.keras")
+    proc = run_cli("import", "keras", tmp_path / "m.keras", "--output", tmp_path / "s.yaml")
+    assert proc.returncode == 0, proc.stderr
+    spec = cnnspec.load_spec(tmp_path / "s.yaml")
+    assert spec.summary().total_params == count
+    assert spec.training.optimizer.type == "adam"
+
+
+def test_a_json_config_imports_without_weights(tmp_path):
+    count, stack = _course_models()["mnist_cnn"]
+    (tmp_path / "m.json").write_text(keras.Sequential(stack).to_json())
+    spec, weights = import_keras(tmp_path / "m.json")
+    assert weights is None and spec.summary().total_params == count
+    proc = run_cli("import", "keras", tmp_path / "m.json", "--output", tmp_path / "s.yaml", "--run", tmp_path / "r")
+    assert_clean_failure(proc)
+    assert "without weights" in proc.stderr and not (tmp_path / "s.yaml").exists()
+
+
+def _refused(tmp_path, model, *fragments):
+    model.save(tmp_path / "m.keras")
+    out, run = tmp_path / "s.yaml", tmp_path / "run"
+    proc = run_cli("import", "keras", tmp_path / "m.keras", "--output", out, "--run", run)
+    assert_clean_failure(proc)
+    for fragment in fragments:
+        assert fragment in proc.stderr, proc.stderr
+    assert not out.exists() and not run.exists()  # nothing written
+
+
+def test_a_lambda_layer_is_refused_by_name_and_never_loaded(tmp_path):
+    model = keras.Sequential([keras.Input((8, 8, 1)), layers.Lambda(lambda x: x * 2, name="doubler"),
+                              layers.Flatten(), layers.Dense(3)])  # fmt: skip
+    _refused(tmp_path, model, "'doubler'", "Lambda", "arbitrary code")
+
+
+def test_an_unsupported_argument_is_refused_naming_layer_class_and_argument(tmp_path):
+    model = keras.Sequential([keras.Input((8, 8, 1)), layers.Conv2D(4, 3, name="c", kernel_constraint="non_neg"),
+                              layers.Flatten(), layers.Dense(3)])  # fmt: skip
+    _refused(tmp_path, model, "'c'", "Conv2D", "kernel_constraint")
+
+
+def test_an_l2_regularizer_imports_as_the_spec_field(tmp_path):
+    model = keras.Sequential([keras.Input((8, 8, 1)), layers.Flatten(),
+                              layers.Dense(3, kernel_regularizer=keras.regularizers.L2(0.01), name="d")])  # fmt: skip
+    model.save(tmp_path / "m.keras")
+    spec, _ = import_keras(tmp_path / "m.keras")
+    rule = spec.layers[1].kernel_regularizer
+    assert (rule.l1, rule.l2) == (0.0, pytest.approx(0.01))
+
+
+def test_a_skip_connection_is_refused_until_specs_branch(tmp_path):
+    inputs = keras.Input((8, 8, 2))
+    a = layers.Conv2D(2, 3, padding="same", name="a")(inputs)
+    b = layers.Conv2D(2, 3, padding="same", name="b")(a)
+    out = layers.Dense(3)(layers.Flatten()(layers.Add(name="skip")([a, b])))
+    _refused(tmp_path, keras.Model(inputs, out), "'skip'", "non-sequential")
+
+
+def test_not_a_keras_file_is_a_clear_error(tmp_path):
+    (tmp_path / "m.keras").write_bytes(b"not a zip")
+    proc = run_cli("import", "keras", tmp_path / "m.keras", "--output", tmp_path / "s.yaml")
+    assert_clean_failure(proc)
+    assert "m.keras" in proc.stderr
+
+
+def test_the_imported_run_fine_tunes_with_resume(tmp_path):
+    spec = cnnspec.load_spec(SPECS[0])  # digits_cnn: trains on the built-in digits
+    model = kb.build(spec, random_weights(spec, seed=2))
+    model.save(tmp_path / "m.keras")
+    proc = run_cli("import", "keras", tmp_path / "m.keras", "-o", tmp_path / "s.yaml", "--run", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    before = cnnspec.evaluate(tmp_path / "run")
+    settings = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
+    settings["epochs"] = 2
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"settings": settings}))
+    proc = run_cli("train", "--resume", tmp_path / "run", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "run" / "history.json").read_text())["epoch"] == [1, 2]
+    assert cnnspec.evaluate(tmp_path / "run")["loss"] < before["loss"]
+
+
+def test_unsupported_model_is_a_cnnspec_error():
+    with pytest.raises(UnsupportedKerasModel, match="model class"):
+        from cnnspec.keras_import import spec_document
+
+        spec_document({"class_name": "Subclassed", "config": {}})
