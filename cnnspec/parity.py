@@ -56,6 +56,29 @@ class ParityReport:
             "layers": [{**row, "shape": list(row["shape"])} for row in self.rows],
         }
 
+    def _repr_html_(self) -> str:
+        """The per-layer table (Jupyter), layers beyond their tolerance highlighted and marked."""
+        from .display import DIVERGING, html_table
+
+        header = ["layer", "type", "output shape", *[f"{b} vs {self.reference}" for b in self.compared], "tolerance"]
+        rows, styles = [], []
+        for row in self.rows:
+            diverges = any(row["diff"][b] > row["tolerance"] for b in self.compared)
+            cells = [
+                f"{row['diff'][b]:.2e}" + (" ✗" if row["diff"][b] > row["tolerance"] else "") for b in self.compared
+            ]
+            rows.append([row["name"], row["type"], "x".join(map(str, row["shape"])), *cells, f"{row['tolerance']:.1e}"])
+            styles.append(DIVERGING if diverges else "")
+        first = self.first_divergence
+        verdict = (
+            f"OK: every layer within its tolerance (max difference {self.worst:.2e})"
+            if self.ok
+            else f"MISMATCH: first diverging layer {first['name']!r}"
+            if first
+            else "nothing to compare"
+        )
+        return html_table(header, rows, styles, caption=f"Parity of {self.spec.name!r}") + f"<p>{verdict}</p>"
+
     def table(self) -> str:
         header = ["layer", "type", "output shape", *[f"{b} vs {self.reference}" for b in self.compared], "tolerance"]
         lines = [header]

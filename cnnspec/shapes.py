@@ -142,6 +142,24 @@ class ShapeReport:
     def __str__(self) -> str:
         return self.table()
 
+    def _repr_html_(self) -> str:
+        """The summary as an HTML table (Jupyter)."""
+        from .display import html_table
+
+        rows = [("input", "InputLayer", _batch_shape(self.input_shape), "0")]
+        rows += [(li.name, li.keras_class, _batch_shape(li.output_shape), f"{li.params:,}") for li in self.layers]
+        totals = (
+            f"Total params: {self.total_params:,} · trainable {self.trainable_params:,} · "
+            f"non-trainable {self.non_trainable_params:,}"
+        )
+        return html_table(("Layer", "Type", "Output Shape", "Param #"), rows, caption=f'Model "{self.name}"') + (
+            f"<p>{totals}</p>"
+        )
+
+
+def _batch_shape(shape: Shape) -> str:
+    return "(None, " + ", ".join(str(d) for d in shape) + ")"
+
 
 def format_bytes(size: float) -> str:
     """Bytes as Keras's summary writes them (1024-based units, two decimals)."""

@@ -22,6 +22,8 @@ class Dataset:
     y_test: np.ndarray
     source: str
     class_names: list[str] | None = field(default=None)
+    # held-out (x, y) given as such (Keras's validation_data); None: training takes validation_split
+    validation: tuple[Images, np.ndarray] | None = field(default=None)
 
     @property
     def image_shape(self) -> tuple[int, ...]:

@@ -63,9 +63,14 @@ def fit_to_spec(data: Dataset, input_shape: tuple[int, int, int], num_classes: i
                 f"{data.source}: images are {got} (H x W x C) but the spec's input_shape is {list(want)}; "
                 "pass --resize to resize them, or change input_shape"
             )
-        data = replace(data, x_train=_resized(data.x_train, want), x_test=_resized(data.x_test, want))
-    for split in ("train", "test"):
-        y = getattr(data, f"y_{split}")
+        validation = (_resized(data.validation[0], want), data.validation[1]) if data.validation else None
+        data = replace(
+            data, x_train=_resized(data.x_train, want), x_test=_resized(data.x_test, want), validation=validation
+        )
+    labels = {"train": data.y_train, "test": data.y_test, "validation": data.validation[1] if data.validation else None}
+    for split, y in labels.items():
+        if y is None:
+            continue
         bad = y[(y < 0) | (y >= num_classes)]
         if bad.size:
             raise DataError(
