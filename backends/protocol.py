@@ -38,6 +38,12 @@ class TrainerProtocol(Protocol):
 
     def load_optimizer_state(self, arrays: dict[str, np.ndarray]) -> None: ...
 
+    def learning_rate(self) -> float:
+        """The rate of the last optimizer step (a schedule's at that step), as the float32 the framework uses."""
+
+    def set_learning_rate(self, value: float) -> None:
+        """Set a constant rate (ReduceLROnPlateau); optimizers with a schedule refuse, as Keras's do."""
+
 
 class Backend(Protocol):
     """Build a spec with canonical weights, run it, and move weights in and out."""

@@ -42,10 +42,28 @@ _EXPORTS = {
     **dict.fromkeys(["import_keras", "UnsupportedKerasModel"], ".keras_import"),
     **dict.fromkeys(["run_parity", "ParityReport"], ".parity"),
     "Predictor": ".predictor",
+    "Picture": ".display",
     **dict.fromkeys(["load_weights", "save_weights", "initial_weights"], ".weights"),
     **dict.fromkeys(["ShapeReport", "infer_shapes"], ".shapes"),
     "check_resources": ".resources",
-    **dict.fromkeys(["Adam", "EarlyStopping", "ModelSpec", "RMSprop", "SGD", "TrainingSpec"], ".spec"),
+    **dict.fromkeys(
+        [
+            "Adam",
+            "AdamW",
+            "CategoricalCrossentropy",
+            "CosineDecay",
+            "EarlyStopping",
+            "ExponentialDecay",
+            "ModelSpec",
+            "PiecewiseConstantDecay",
+            "ReduceLROnPlateau",
+            "RMSprop",
+            "SGD",
+            "SparseCategoricalCrossentropy",
+            "TrainingSpec",
+        ],
+        ".spec",
+    ),
     "LayerSpec": ".layers",
     "register_layer": ".registry",
 }
@@ -53,6 +71,7 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from .api import build, evaluate, predict
     from .data import Dataset, load_data
+    from .display import Picture
     from .errors import (
         BackendUnavailable,
         CnnspecError,
@@ -76,7 +95,21 @@ if TYPE_CHECKING:
     from .resources import check_resources
     from .runs import Run, RunSettings, load_run
     from .shapes import ShapeReport, infer_shapes
-    from .spec import SGD, Adam, EarlyStopping, ModelSpec, RMSprop, TrainingSpec
+    from .spec import (
+        SGD,
+        Adam,
+        AdamW,
+        CategoricalCrossentropy,
+        CosineDecay,
+        EarlyStopping,
+        ExponentialDecay,
+        ModelSpec,
+        PiecewiseConstantDecay,
+        ReduceLROnPlateau,
+        RMSprop,
+        SparseCategoricalCrossentropy,
+        TrainingSpec,
+    )
     from .train import TrainingInterrupted, TrainResult, train
     from .weights import initial_weights, load_weights, save_weights
 

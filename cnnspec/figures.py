@@ -53,18 +53,23 @@ def _tiles(count: int, tile: tuple[float, float]) -> tuple[Any, list[Any]]:
 
 
 def learning_curves(history: dict[str, list[float]], title: str = "") -> bytes:
-    """Loss and accuracy per epoch, train solid and validation dashed."""
+    """Loss and accuracy per epoch, train solid and validation dashed; a third panel, log scale, for the
+    learning rate when it changed during the run (a schedule or ReduceLROnPlateau)."""
     plt = _plt()
     epochs = history.get("epoch") or list(range(1, len(history.get("loss", [])) + 1))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    rates = history.get("learning_rate") or []
+    panels = ["loss", "accuracy"] + ["learning_rate"] * (len(set(rates)) > 1)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
+    for ax, metric in zip(axes, panels):
         for key, style in ((metric, "-o"), (f"val_{metric}", "--o")):
             if history.get(key):
                 ax.plot(epochs, history[key], style, markersize=3, label=key)
-        ax.set(xlabel="epoch", ylabel=metric, title=metric)
+        ax.set(xlabel="epoch", ylabel=metric.replace("_", " "), title=metric.replace("_", " "))
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
         ax.legend()
+    if len(panels) > 2:
+        axes[-1].set_yscale("log")  # decays and reductions are multiplicative
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -91,7 +91,7 @@ class RunSettings:
     data: str
     epochs: int
     batch_size: int
-    learning_rate: float
+    learning_rate: float  # the constant rate (--lr overrides it); with a schedule, the schedule's first value
     seed: int
     validation_split: float
     precision: str = "fp32"  # what runs: fp32 or bf16 (``auto`` is decided when the run starts)
@@ -119,7 +119,7 @@ class RunSettings:
             "data": "digits",
             "epochs": training.epochs,
             "batch_size": training.batch_size,
-            "learning_rate": training.optimizer.learning_rate,
+            "learning_rate": training.optimizer.initial_learning_rate,
             "seed": training.seed,
             "validation_split": training.validation_split,
         }

@@ -16,12 +16,22 @@ below is derived from the registry.
 
 from __future__ import annotations
 
+import difflib
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import Field, PrivateAttr, StringConstraints, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from .errors import SpecError, SpecIssue
 from .fields import Bool, Float, LayerName, NonNegativeInt, PositiveFloat, PositiveInt, Rate, SpecModel
+from .issues import issues_from_validation_error
 from .layers import *  # noqa: F403  (the layer classes are part of this module's public face)
 from .layers import LayerSpec
 from .registry import (
@@ -32,6 +42,7 @@ from .registry import (
     canonical_type,
     register_optimizer,
 )
+from .schedules import SCHEDULES
 from .shapes import ShapeReport, infer_shapes
 
 LAYER_TYPES = tuple(LAYER_CLASSES)
@@ -42,13 +53,134 @@ else:  # what pydantic validates: the union of the registered classes, chosen by
 
 
 # -- training --------------------------------------------------------------------
+NonNegativeFloat = Annotated[Float, Field(ge=0.0)]
+
+
+class LearningRateSchedule(SpecModel):
+    """A Keras 3 ``keras.optimizers.schedules`` class: the learning rate as a function of the optimizer step.
+
+    Stepped per batch by the optimizer's ``iterations`` (0 for the first batch), as Keras does;
+    the formulas are in ``cnnspec.schedules``, shared by the torch optimizer and the history.
+    """
+
+    keras_class: ClassVar[str] = ""
+    type: str
+
+    def at(self, step: int) -> float:
+        """The learning rate of optimizer step ``step``."""
+        return SCHEDULES[self.type](step, **self.model_dump(exclude={"type"}))
+
+
+class ExponentialDecay(LearningRateSchedule):
+    """``initial_learning_rate * decay_rate ** (step / decay_steps)`` (exponent floored when ``staircase``)."""
+
+    keras_class = "ExponentialDecay"
+    type: Literal["exponential_decay"] = "exponential_decay"
+    initial_learning_rate: PositiveFloat
+    decay_steps: PositiveInt
+    decay_rate: PositiveFloat
+    staircase: Bool = False
+
+
+class CosineDecay(LearningRateSchedule):
+    """Half a cosine from ``initial_learning_rate`` to ``alpha * initial_learning_rate`` over ``decay_steps``."""
+
+    keras_class = "CosineDecay"
+    type: Literal["cosine_decay"] = "cosine_decay"
+    initial_learning_rate: PositiveFloat
+    decay_steps: PositiveInt
+    alpha: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0
+
+
+class PiecewiseConstantDecay(LearningRateSchedule):
+    """``values[i]`` while ``step <= boundaries[i]``; ``values[-1]`` after the last boundary."""
+
+    keras_class = "PiecewiseConstantDecay"
+    type: Literal["piecewise_constant_decay"] = "piecewise_constant_decay"
+    boundaries: Annotated[list[NonNegativeInt], Field(min_length=1)]
+    values: Annotated[list[PositiveFloat], Field(min_length=2)]
+
+    @model_validator(mode="after")
+    def _one_value_per_interval(self) -> PiecewiseConstantDecay:
+        # Keras refuses the first; the second would make a boundary mean nothing.
+        if len(self.values) != len(self.boundaries) + 1:
+            raise ValueError(
+                f"piecewise_constant_decay needs one more value than boundaries, "
+                f"got {len(self.boundaries)} boundaries and {len(self.values)} values"
+            )
+        if any(b >= a for b, a in zip(self.boundaries, self.boundaries[1:])):
+            raise ValueError(f"piecewise_constant_decay boundaries must increase strictly, got {self.boundaries}")
+        return self
+
+
+SCHEDULE_CLASSES: tuple[type[LearningRateSchedule], ...] = (ExponentialDecay, CosineDecay, PiecewiseConstantDecay)
+SCHEDULE_TYPES = {cls.model_fields["type"].default: cls for cls in SCHEDULE_CLASSES}
+SCHEDULE_ALIASES = {cls.keras_class: name for name, cls in SCHEDULE_TYPES.items()}
+
+
+def _schedule(value: dict[str, Any]) -> LearningRateSchedule:
+    """A schedule from its mapping; its problems become one message (pydantic would report every union branch)."""
+    kind = value.get("type")
+    cls = SCHEDULE_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        close = difflib.get_close_matches(str(kind), list(SCHEDULE_TYPES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown schedule type {kind!r}{hint}; known types: {', '.join(SCHEDULE_TYPES)}")
+    try:
+        return cls.model_validate(value)
+    except ValidationError as err:
+        issues = issues_from_validation_error(err, value, cls)
+        raise ValueError(
+            "; ".join(f"{kind}.{i.field}: {i.message}" if i.field else i.message for i in issues)
+        ) from None
+
+
+if TYPE_CHECKING:
+    LearningRate = float | LearningRateSchedule
+else:  # a constant, or a schedule chosen by its `type`
+    LearningRate = Union[
+        PositiveFloat, Annotated[Union[SCHEDULE_CLASSES], Field(discriminator="type")]  # noqa: UP007
+    ]
+
+
 class OptimizerSpec(SpecModel):
-    """An optimizer and its Keras 3 arguments; register a subclass with ``@register_optimizer``."""
+    """An optimizer and its Keras 3 arguments; register a subclass with ``@register_optimizer``.
+
+    ``learning_rate`` is a constant or a schedule; ``weight_decay`` (Keras 3's, on every optimizer)
+    is decoupled: ``w -= w * weight_decay * learning_rate`` before each update, on every trainable variable.
+    """
 
     aliases: ClassVar[tuple[str, ...]] = ()  # Keras class names accepted for `type`
 
     type: str
-    learning_rate: PositiveFloat  # each optimizer sets Keras's default
+    learning_rate: LearningRate  # each optimizer sets Keras's default
+    weight_decay: NonNegativeFloat | None = None
+
+    @field_validator("learning_rate", mode="before")
+    @classmethod
+    def _constant_or_schedule(cls, value: Any) -> Any:
+        """Decide between a number and a schedule here, so a mistake in one is not also reported as the other."""
+        if isinstance(value, dict):
+            return _schedule(canonical_type(value, SCHEDULE_ALIASES))
+        if isinstance(value, LearningRateSchedule):
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(
+                "learning_rate is a positive number or a schedule, a mapping with a type "
+                f"({', '.join(SCHEDULE_TYPES)}); got {value!r}"
+            )
+        return value
+
+    @property
+    def schedule(self) -> LearningRateSchedule | None:
+        """The learning-rate schedule, or None for a constant rate."""
+        return self.learning_rate if isinstance(self.learning_rate, LearningRateSchedule) else None
+
+    @property
+    def initial_learning_rate(self) -> float:
+        """The rate of the first step: the constant, or the schedule at step 0."""
+        schedule = self.schedule
+        return schedule.at(0) if schedule is not None else float(self.learning_rate)  # type: ignore[arg-type]
 
 
 @register_optimizer
@@ -57,7 +189,20 @@ class Adam(OptimizerSpec):
 
     aliases = ("Adam",)
     type: Literal["adam"] = "adam"
-    learning_rate: PositiveFloat = 0.001
+    learning_rate: LearningRate = 0.001
+    beta_1: Rate = 0.9
+    beta_2: Rate = 0.999
+    epsilon: PositiveFloat = 1e-7
+
+
+@register_optimizer
+class AdamW(OptimizerSpec):
+    """Keras 3 ``AdamW``: Adam with weight decay on by default (Keras refuses ``weight_decay=None`` for it)."""
+
+    aliases = ("AdamW",)
+    type: Literal["adamw"] = "adamw"
+    learning_rate: LearningRate = 0.001
+    weight_decay: NonNegativeFloat = 0.004
     beta_1: Rate = 0.9
     beta_2: Rate = 0.999
     epsilon: PositiveFloat = 1e-7
@@ -69,7 +214,7 @@ class SGD(OptimizerSpec):
 
     aliases = ("SGD",)
     type: Literal["sgd"] = "sgd"
-    learning_rate: PositiveFloat = 0.01
+    learning_rate: LearningRate = 0.01
     momentum: Rate = 0.0
     nesterov: Bool = False
 
@@ -80,7 +225,7 @@ class RMSprop(OptimizerSpec):
 
     aliases = ("RMSprop", "RMSProp")
     type: Literal["rmsprop"] = "rmsprop"
-    learning_rate: PositiveFloat = 0.001
+    learning_rate: LearningRate = 0.001
     rho: Rate = 0.9
     momentum: Rate = 0.0
     epsilon: PositiveFloat = 1e-7
@@ -93,6 +238,62 @@ else:
     Optimizer = Annotated[Union[tuple(OPTIMIZER_CLASSES.values())], Field(discriminator="type")]
 
 
+class LossSpec(SpecModel):
+    """A Keras 3 cross-entropy loss and its options; ``loss: NAME`` is short for ``{type: NAME}``.
+
+    ``from_logits``: the model's output is logits (a final layer without softmax). When it is
+    false, a final softmax or sigmoid is still read through to its logits, as Keras on TensorFlow does.
+    """
+
+    keras_class: ClassVar[str] = ""
+    type: str
+    from_logits: Bool = False
+    label_smoothing: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0
+
+    def __str__(self) -> str:  # messages name the loss as a spec writes it
+        return self.type
+
+    @model_serializer(mode="wrap")
+    def _short_form(self, handler: Any) -> Any:
+        """Written back as ``loss: NAME`` when its options are the defaults, as specs always wrote it."""
+        return self.type if not self.from_logits and self.label_smoothing == 0.0 else handler(self)
+
+
+class CategoricalCrossentropy(LossSpec):
+    """One-hot labels; ``label_smoothing`` ls turns them into ``y * (1 - ls) + ls / classes``."""
+
+    keras_class = "CategoricalCrossentropy"
+    type: Literal["categorical_crossentropy"] = "categorical_crossentropy"
+
+
+class SparseCategoricalCrossentropy(LossSpec):
+    """Integer labels. Keras 3's SparseCategoricalCrossentropy has no ``label_smoothing``, so it must stay 0."""
+
+    keras_class = "SparseCategoricalCrossentropy"
+    type: Literal["sparse_categorical_crossentropy"] = "sparse_categorical_crossentropy"
+
+    @field_validator("label_smoothing")
+    @classmethod
+    def _no_smoothing(cls, value: float) -> float:
+        if value:
+            raise ValueError(
+                "Keras 3's sparse_categorical_crossentropy has no label_smoothing; "
+                "use categorical_crossentropy to smooth labels"
+            )
+        return value
+
+
+LOSS_CLASSES: tuple[type[LossSpec], ...] = (CategoricalCrossentropy, SparseCategoricalCrossentropy)
+LOSS_TYPES = {cls.model_fields["type"].default: cls for cls in LOSS_CLASSES}
+LOSS_ALIASES = {cls.keras_class: name for name, cls in LOSS_TYPES.items()}
+# Keras on TensorFlow reads the logits behind a final softmax or sigmoid (`_keras_logits`)
+LOGIT_ACTIVATIONS = ("softmax", "sigmoid")
+if TYPE_CHECKING:
+    Loss = LossSpec
+else:
+    Loss = Annotated[Union[LOSS_CLASSES], Field(discriminator="type")]
+
+
 class EarlyStopping(SpecModel):
     """Keras ``EarlyStopping``: stop after ``patience`` epochs without improvement."""
 
@@ -101,10 +302,22 @@ class EarlyStopping(SpecModel):
     min_delta: Annotated[Float, Field(ge=0.0)] = 0.0
 
 
+class ReduceLROnPlateau(SpecModel):
+    """Keras ``ReduceLROnPlateau`` (mode from the monitor's name, cooldown 0): after ``patience`` epochs
+    without an improvement of more than ``min_delta``, multiply the learning rate by ``factor``, not below ``min_lr``.
+    """
+
+    monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
+    factor: Annotated[Float, Field(gt=0.0, lt=1.0)] = 0.1  # Keras refuses factor >= 1
+    patience: NonNegativeInt = 10
+    min_delta: NonNegativeFloat = 1e-4
+    min_lr: NonNegativeFloat = 0.0
+
+
 class TrainingSpec(SpecModel):
     """How to train; every field has a default."""
 
-    loss: Literal["categorical_crossentropy", "sparse_categorical_crossentropy"] = "categorical_crossentropy"
+    loss: Loss = Field(default_factory=CategoricalCrossentropy)
     optimizer: Optimizer = Field(default_factory=Adam)
     batch_size: PositiveInt = 32
     epochs: PositiveInt = 10
@@ -112,6 +325,7 @@ class TrainingSpec(SpecModel):
     validation_split: Rate = 0.1
     seed: NonNegativeInt = 0
     early_stopping: EarlyStopping | None = None
+    reduce_lr_on_plateau: ReduceLROnPlateau | None = None
     precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto", description="auto: bf16 only where this machine computes it natively and faster, else fp32"
     )
@@ -124,11 +338,39 @@ class TrainingSpec(SpecModel):
             value = {"type": value}
         return canonical_type(value, OPTIMIZER_ALIASES)
 
+    @field_validator("loss", mode="before")
+    @classmethod
+    def _loss_shorthand(cls, value: Any) -> Any:
+        # `loss: categorical_crossentropy`, as Keras's compile() takes it.
+        if isinstance(value, str):
+            value = {"type": value}
+        value = canonical_type(value, LOSS_ALIASES)
+        kind = value.get("type") if isinstance(value, dict) else None
+        if isinstance(kind, str) and kind not in LOSS_TYPES:
+            close = difflib.get_close_matches(kind, list(LOSS_TYPES), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown loss {kind!r}{hint}; known losses: {', '.join(LOSS_TYPES)}")
+        return value
+
     @model_validator(mode="after")
     def _monitor_needs_validation(self) -> TrainingSpec:
-        monitor = self.early_stopping.monitor if self.early_stopping else ""
-        if monitor.startswith("val_") and self.validation_split == 0:
-            raise ValueError(f"early_stopping monitors {monitor!r} but validation_split is 0")
+        for name, rule in (
+            ("early_stopping", self.early_stopping),
+            ("reduce_lr_on_plateau", self.reduce_lr_on_plateau),
+        ):
+            if rule is not None and rule.monitor.startswith("val_") and self.validation_split == 0:
+                raise ValueError(f"{name} monitors {rule.monitor!r} but validation_split is 0")
+        return self
+
+    @model_validator(mode="after")
+    def _plateau_needs_a_settable_rate(self) -> TrainingSpec:
+        # Keras's ReduceLROnPlateau cannot set the rate of an optimizer built with a schedule (a TypeError there).
+        schedule = self.optimizer.schedule
+        if self.reduce_lr_on_plateau is not None and schedule is not None:
+            raise ValueError(
+                f"reduce_lr_on_plateau needs a constant learning_rate, but the optimizer's is a {schedule.type} "
+                "schedule (Keras cannot set the rate of a schedule); use one or the other"
+            )
         return self
 
 
@@ -196,6 +438,26 @@ class ModelSpec(SpecModel):
         self._report = report
         return self
 
+    @model_validator(mode="after")
+    def _logits_need_a_logit_output(self) -> ModelSpec:
+        """``from_logits: true`` on an output that is already a softmax or sigmoid means two things in Keras:
+        on TensorFlow it quietly reads the activation's input (a warning), on JAX and torch it does not."""
+        last = self.layers[-1]
+        activation = getattr(last, "activation", None)
+        if self.training.loss.from_logits and activation in LOGIT_ACTIVATIONS:
+            raise SpecError(
+                SpecIssue(
+                    f"training.loss.from_logits is true but this last layer ends in {activation}, so its output is "
+                    f"not logits; remove the activation (activation: linear) or set from_logits: false",
+                    layer=len(self.layers) - 1,
+                    name=last.name,
+                    field="activation",
+                    rule="from_logits_output",
+                    value=activation,
+                )
+            )
+        return self
+
     def summary(self) -> ShapeReport:
         """Shapes and parameter counts per layer; ``str()`` of it is the Keras-style table."""
         return self._report
@@ -203,12 +465,10 @@ class ModelSpec(SpecModel):
     def to_dict(self) -> dict[str, Any]:
         """The canonical form: every field, canonical type names, JSON-ready."""
         data = self.model_dump(mode="json")
+        # type and name first; optional layer fields left unset (None) are left out, as before they existed
         data["layers"] = [
-            {
-                "type": layer["type"],
-                "name": layer["name"],
-                **{k: v for k, v in layer.items() if k not in ("type", "name")},
-            }
+            {"type": layer["type"], "name": layer["name"]}
+            | {k: v for k, v in layer.items() if k not in ("type", "name") and v is not None}
             for layer in data["layers"]
         ]
         return data

@@ -30,6 +30,7 @@ from .model import Model
 from .progress import EpochProgress
 from .resources import check_resources
 from .runs import RunLock, RunPaths, RunSettings, default_run_dir, read_json, write_json
+from .schedules import Plateau, plateau_step
 from .spec import ModelSpec
 from .weights import load_weights, save_weights, spec_hash
 
@@ -63,6 +64,10 @@ class _Progress:
     monitor_best: float | None = None
     wait: int = 0
     history: dict[str, list[float]] = field(default_factory=dict)
+    # ReduceLROnPlateau: Keras's `best` and `wait`, and the rate it set last (None: never set)
+    plateau_best: float | None = None
+    plateau_wait: int = 0
+    learning_rate: float | None = None
 
 
 def _settings(
@@ -71,7 +76,9 @@ def _settings(
     t = spec.training
     given = {key: value for key, value in overrides.items() if value is not None}
     epochs, batch_size = int(given.get("epochs", t.epochs)), int(given.get("batch_size", t.batch_size))
-    learning_rate = float(given.get("learning_rate", t.optimizer.learning_rate))
+    if "learning_rate" in given and t.optimizer.schedule is not None:
+        raise RunError(f"--lr sets a constant learning rate, but this spec's is a {t.optimizer.schedule.type} schedule")
+    learning_rate = float(given.get("learning_rate", t.optimizer.initial_learning_rate))
     seed, precision = int(given.get("seed", t.seed)), str(given.get("precision", t.precision))
     for flag, value in (("epochs", epochs), ("batch-size", batch_size)):
         if value < 1:
@@ -200,7 +207,9 @@ class _Run:
         self.spec, self.settings, self.paths, self.framework = spec, settings, paths, framework
         self.dataset, self.verbose, self.scalars = dataset, verbose, scalars
         self.model = framework.build(spec, seed=settings.seed, precision=settings.precision)
-        self.trainer = framework.Trainer(self.model, spec.training, settings.learning_rate, settings.precision)
+        # a schedule is the spec's own; settings.learning_rate (its first value then) only overrides a constant
+        constant = settings.learning_rate if spec.training.optimizer.schedule is None else None
+        self.trainer = framework.Trainer(self.model, spec.training, constant, settings.precision)
         self.progress = _Progress()
         if resuming and paths.state.exists():
             self._restore()
@@ -280,15 +289,18 @@ class _Run:
             return "nan"
         if self.verbose:
             bar.finish(metrics)
-        for key, value in {"epoch": epoch, **metrics, "seconds": round(seconds, 4)}.items():
+        learning_rate = self.trainer.learning_rate()  # of the epoch's last step, before any plateau reduction
+        row = {"epoch": epoch, **metrics, "learning_rate": learning_rate, "seconds": round(seconds, 4)}
+        for key, value in row.items():
             p.history.setdefault(key, []).append(value)
         if self.scalars is not None:
-            self.scalars.add(epoch, {**metrics, "learning_rate": s.learning_rate})
+            self.scalars.add(epoch, {**metrics, "learning_rate": learning_rate})
         kept_value = metrics.get("val_loss", metrics["loss"])
         improved = kept_value < p.best_value
         if improved:
             p.best_value, p.best_epoch = kept_value, epoch
         stop = self._early_stopping(metrics)
+        self._reduce_lr_on_plateau(epoch, metrics, learning_rate)
         p.epoch = epoch
         self._checkpoint(epoch, improved)
         return "early_stopping" if stop else "continue"
@@ -314,6 +326,30 @@ class _Run:
         if stop and self.verbose:
             print(f"Early stopping: {rule.monitor} has not improved for {p.wait} epochs")
         return stop
+
+    def _reduce_lr_on_plateau(self, epoch: int, metrics: dict[str, float], learning_rate: float) -> None:
+        """Keras's ReduceLROnPlateau at the end of an epoch (``cnnspec.schedules.plateau_step``), for either backend."""
+        rule = self.spec.training.reduce_lr_on_plateau
+        if rule is None:
+            return
+        p = self.progress
+        state = Plateau(p.plateau_best, p.plateau_wait)
+        reduced = plateau_step(
+            state,
+            metrics[rule.monitor],
+            learning_rate,
+            factor=rule.factor,
+            patience=rule.patience,
+            min_delta=rule.min_delta,
+            min_lr=rule.min_lr,
+            lower_is_better=rule.monitor.endswith("loss"),
+        )
+        p.plateau_best, p.plateau_wait = state.best, state.wait
+        if reduced != learning_rate:
+            self.trainer.set_learning_rate(reduced)
+            p.learning_rate = reduced
+            if self.verbose:
+                print(f"Epoch {epoch}: ReduceLROnPlateau reducing learning rate to {reduced}")
 
     # -- checkpoints -----------------------------------------------------------------------
     def _checkpoint(self, epoch: int, improved: bool) -> None:
@@ -345,6 +381,8 @@ class _Run:
         epoch = self.progress.epoch
         self.framework.set_weights(self.model, load_weights(self.paths.epoch_file(epoch, "model"), self.spec))
         self.trainer.load_optimizer_state(load_arrays(self.paths.epoch_file(epoch, "optimizer")))
+        if self.progress.learning_rate is not None:  # torch keeps no rate in its optimizer state
+            self.trainer.set_learning_rate(self.progress.learning_rate)
         # the kept weights may lag the state if a kill came between the two writes
         best = self.paths.epoch_file(self.progress.best_epoch, "model")
         if best.exists():

@@ -35,7 +35,26 @@ def compile_model(spec: ModelSpec, seed: int = 0, precision: str = "fp32") -> ke
             x = BUILDERS[type(layer)](layer, info.input_shape, seed * 1000 + index)(x)
     finally:
         keras.config.set_dtype_policy(previous)
-    return keras.Model(inputs, x, name=spec.name)
+    model = keras.Model(inputs, x, name=spec.name)
+    model._cnnspec_spec = spec
+    return regularize(model)
+
+
+def regularize(model: keras.Model) -> keras.Model:
+    """Give each regularized canonical variable Keras's ``L1L2``, as the layer's own argument would.
+
+    Keras 3 collects ``variable.regularizer(variable)`` over the trainable variables into
+    ``model.losses`` (``Layer._get_regularization_losses``), which ``fit`` and ``evaluate`` add to
+    every batch's loss. The layer's argument (``kernel_regularizer``, ``bias_regularizer``,
+    ``depthwise_regularizer``, ``pointwise_regularizer``: the variable's name without ``_kernel``)
+    is set too, so ``get_config`` and a saved model carry it.
+    """
+    for layer in model._cnnspec_spec.layers:
+        for name, rule in layer.regularizers().items():
+            regularizer = keras.regularizers.L1L2(l1=rule.l1, l2=rule.l2)
+            _variable(model, f"{layer.name}/{name}").regularizer = regularizer
+            setattr(model.get_layer(layer.name), f"{name.removesuffix('_kernel')}_regularizer", regularizer)
+    return model
 
 
 def _variable(model: keras.Model, key: str):

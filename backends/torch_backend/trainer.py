@@ -13,29 +13,60 @@ import torch
 import torch.nn.functional as F
 
 from cnnspec.data import is_streamed
+from cnnspec.fields import Regularizer
 from cnnspec.numerics import KERAS_EPSILON
+from cnnspec.schedules import shortest_float32
 from cnnspec.spec import TrainingSpec
 from cnnspec.streams import stream_batches
 
 from .model import CompiledModel, to_nchw
 from .optimizers import make_optimizer
+from .weights import variables
 
 
-def keras_crossentropy(output: torch.Tensor, labels: torch.Tensor, from_logits: bool, loss: str) -> torch.Tensor:
-    """Per-sample cross-entropy exactly as Keras computes it.
+def keras_crossentropy(
+    output: torch.Tensor, labels: torch.Tensor, from_logits: bool, loss: str, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Per-sample cross-entropy exactly as Keras computes it (keras/src/backend/tensorflow/nn.py).
 
-    From logits when the model ends in a softmax or sigmoid (Keras reaches behind
-    either for its input); otherwise from probabilities, clipped to [eps, 1 - eps].
+    ``from_logits``: ``output`` is logits (the model ends in a softmax or sigmoid, whose input
+    Keras reads, or the spec says ``from_logits``); otherwise it is probabilities, renormalised
+    (categorical) and clipped to [eps, 1 - eps]. ``label_smoothing`` ls (categorical only, as in
+    Keras 3) trains on ``one_hot * (1 - ls) + ls / classes``.
     """
     output = output.float()
     if from_logits:
-        return F.cross_entropy(output, labels, reduction="none")
+        return F.cross_entropy(output, labels, reduction="none", label_smoothing=label_smoothing)
     if loss == "categorical_crossentropy":
         probs = output / output.sum(dim=1, keepdim=True)
         probs = probs.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON)
-        return -probs.log().gather(1, labels[:, None])[:, 0]
+        targets = F.one_hot(labels, output.shape[1]).float()
+        if label_smoothing:
+            targets = targets * (1 - label_smoothing) + label_smoothing / output.shape[1]
+        return -(targets * probs.log()).sum(dim=1)
     logits = output.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON).log()
     return F.cross_entropy(logits, labels, reduction="none")
+
+
+def regularized(model: CompiledModel) -> list[tuple[torch.Tensor, Regularizer]]:
+    """(tensor, rule) for every canonical variable with a regularizer, in the spec's order."""
+    rules = {f"{layer.name}/{name}": rule for layer in model.spec.layers for name, rule in layer.regularizers().items()}
+    return [(tensor, rules[key]) for key, tensor, _ in variables(model) if key in rules]
+
+
+def regularization_loss(terms: list[tuple[torch.Tensor, Regularizer]]) -> torch.Tensor:
+    """Keras's ``L1L2`` per variable, ``l1 * sum(|w|) + l2 * sum(w**2)``, summed over the variables
+    (keras/src/regularizers/regularizers.py; ``compute_loss`` sums ``model.losses``).
+
+    The sums run over the torch tensor, a permutation of the Keras-layout variable, so they are the same.
+    """
+    per_variable = []
+    for tensor, rule in terms:
+        penalty = rule.l1 * tensor.abs().sum() if rule.l1 else torch.zeros((), device=tensor.device)
+        if rule.l2:
+            penalty = penalty + rule.l2 * tensor.square().sum()
+        per_variable.append(penalty)
+    return torch.stack(per_variable).sum() if per_variable else torch.zeros(())
 
 
 Progress = Callable[[int, int, Callable[[], dict[str, float]]], None]
@@ -51,6 +82,9 @@ class Trainer:
         self.optimizer = make_optimizer(model.parameters(), training.optimizer, learning_rate)
         # bf16: mixed precision (autocast), float32 master weights, loss and softmax
         self.bf16 = precision == "bf16"
+        # Keras reads the logits behind a final softmax or sigmoid; `from_logits` says the output is logits
+        self.from_logits = model.loss_from_logits or training.loss.from_logits
+        self.regularized = regularized(model)
 
     def prepare(self, x: Any, y: np.ndarray) -> tuple[Any, torch.Tensor]:
         """Convert a split once (channels-last numpy -> NCHW tensors in the model's memory format), not every epoch.
@@ -75,7 +109,13 @@ class Trainer:
             yield x_all[rows], y_all[rows]
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return keras_crossentropy(logits, labels, self.model.loss_from_logits, self.training.loss)
+        """Per-sample cross-entropy (without the regularization term, which is per batch)."""
+        loss = self.training.loss
+        return keras_crossentropy(logits, labels, self.from_logits, loss.type, loss.label_smoothing)
+
+    def penalty(self) -> torch.Tensor:
+        """The regularization loss Keras adds to every batch's loss (``model.losses``), float32."""
+        return regularization_loss(self.regularized)
 
     def train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on a batch; returns (batch mean loss, logits), both detached."""
@@ -84,6 +124,8 @@ class Trainer:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.model.forward_logits(xb)
         loss = self.loss(logits, yb).mean()  # float32 (keras_crossentropy casts)
+        if self.regularized:  # Keras's total loss: the compiled loss plus model.losses; fit reports it
+            loss = loss + self.penalty()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -117,7 +159,24 @@ class Trainer:
             logits = self.model.forward_logits(xb)
             total_loss += float(self.loss(logits, yb).double().sum())
             correct += int((logits.argmax(dim=1) == yb).sum())
-        return {"loss": total_loss / len(data[1]), "accuracy": correct / len(data[1])}
+        # Keras's evaluate adds model.losses to each batch's loss too: the mean gains the penalty once
+        penalty = float(self.penalty()) if self.regularized else 0.0
+        return {"loss": total_loss / len(data[1]) + penalty, "accuracy": correct / len(data[1])}
+
+    # -- the learning rate ------------------------------------------------------------
+    def learning_rate(self) -> float:
+        """The rate of the last optimizer step (the first step's before any), as the float32 it computes with."""
+        optimizer = self.optimizer
+        last = max(optimizer.iterations() - 1, 0)
+        value = optimizer.schedule(last) if optimizer.schedule is not None else optimizer.param_groups[0]["lr"]
+        return shortest_float32(value)
+
+    def set_learning_rate(self, value: float) -> None:
+        """Set a constant rate (ReduceLROnPlateau); the spec refuses a plateau rule with a schedule."""
+        if self.optimizer.schedule is not None:
+            raise TypeError("the learning rate of an optimizer with a schedule is not settable (as in Keras)")
+        for group in self.optimizer.param_groups:
+            group["lr"] = value
 
     # -- checkpoint state -------------------------------------------------------------
     def optimizer_state(self) -> dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ from .layers import Param
 from .model import CompiledModel
 
 
-def _variables(model: CompiledModel) -> Iterator[tuple[str, torch.Tensor, Param]]:
+def variables(model: CompiledModel) -> Iterator[tuple[str, torch.Tensor, Param]]:
     """(canonical key, the tensor holding it, its mapping) for every variable of the spec."""
     for index, (layer, info) in enumerate(zip(model.spec.layers, model.spec.summary().layers)):
         for variable in layer.variables(info.input_shape):
@@ -31,7 +31,7 @@ def get_weights(model: CompiledModel) -> Weights:
     """The model's weights as canonical float32 numpy arrays."""
     return {
         key: np.ascontiguousarray(param.to_keras(tensor.detach().float().cpu().numpy()))
-        for key, tensor, param in _variables(model)
+        for key, tensor, param in variables(model)
     }
 
 
@@ -39,6 +39,6 @@ def set_weights(model: CompiledModel, weights: Weights) -> CompiledModel:
     """Load canonical weights (checked against the spec first) into the model, in place."""
     weights = check_weights(model.spec, weights)
     with torch.no_grad():
-        for key, tensor, param in _variables(model):
+        for key, tensor, param in variables(model):
             tensor.copy_(torch.from_numpy(np.ascontiguousarray(param.to_torch(weights[key]))))
     return model

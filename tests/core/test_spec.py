@@ -8,6 +8,7 @@ from hypothesis import given
 import cnnspec
 from cnnspec import Conv2D, Dense, Flatten, MaxPool2D, ModelSpec, SpecError
 from cnnspec.spec import LAYER_ALIASES, LAYER_CLASSES
+from tests.layer_cases import LAYER_CASES, case_index, case_spec
 from tests.strategies import mutated_spec_dicts
 
 
@@ -33,7 +34,7 @@ def test_keras_defaults_are_filled():
     assert (pool.pool_size, pool.strides, pool.padding) == ((2, 2), (2, 2), "valid")
     assert (bn.momentum, bn.epsilon, bn.center, bn.scale) == (0.99, 0.001, True, True)
     training = spec.training
-    assert (training.loss, training.batch_size, training.epochs, training.validation_split) == (
+    assert (training.loss.type, training.batch_size, training.epochs, training.validation_split) == (
         "categorical_crossentropy",
         32,
         10,
@@ -60,19 +61,9 @@ def test_optimizer_defaults_are_keras_per_type():
 
 @pytest.mark.parametrize("alias,canonical", sorted(LAYER_ALIASES.items()))
 def test_keras_class_names_are_aliases(alias, canonical):
-    fields = {
-        "conv2d": {"filters": 2, "kernel_size": 1},
-        "dropout": {"rate": 0.5},
-        "dense": {"units": 3},
-        "activation": {"activation": "relu"},
-    }.get(canonical, {})
-    layers = [{"type": alias, **fields}]
-    if canonical == "dense":
-        layers.insert(0, {"type": "flatten"})
-    elif canonical not in ("global_avg_pool2d", "global_max_pool2d", "flatten"):
-        layers.append({"type": "flatten"})
-    spec = cnnspec.load_spec(_spec(*layers, {"type": "dense", "units": 2}))
-    position = 1 if canonical == "dense" else 0
+    layer, shape = LAYER_CASES[canonical][0]  # a valid layer of the type, from the shared table
+    spec = case_spec({**layer, "type": alias}, shape)
+    position = case_index(shape)
     assert spec.layers[position].type == canonical
     assert spec.to_dict()["layers"][position]["type"] == canonical
 
@@ -171,3 +162,202 @@ def test_mutated_specs_load_or_raise_spec_error_naming_where(doc):
         for issue in err.issues:
             assert issue.layer is not None or issue.field, issue
             assert issue.message
+
+
+# -- training options (Keras 3 names and defaults) --------------------------------------------------
+def _training(**training):
+    return cnnspec.load_spec(_spec(*HEAD, training=training)).training
+
+
+def test_loss_string_is_short_for_the_object_with_keras_defaults():
+    short = _training(loss="sparse_categorical_crossentropy").loss
+    assert short == _training(loss={"type": "sparse_categorical_crossentropy"}).loss
+    assert short == _training(loss={"type": "SparseCategoricalCrossentropy"}).loss  # the Keras class name
+    assert (short.from_logits, short.label_smoothing) == (False, 0.0)
+    assert str(short) == "sparse_categorical_crossentropy"  # how messages name it
+    smoothed = _training(loss={"type": "categorical_crossentropy", "label_smoothing": 0.1}).loss
+    assert smoothed.label_smoothing == 0.1
+
+
+def test_from_logits_needs_an_output_without_softmax_or_sigmoid():
+    logits_head = [{"type": "flatten"}, {"type": "dense", "units": 10}]
+    spec = cnnspec.load_spec(
+        _spec(*logits_head, training={"loss": {"type": "categorical_crossentropy", "from_logits": True}})
+    )
+    assert spec.training.loss.from_logits
+    for activation in ("softmax", "sigmoid"):
+        head = [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": activation}]
+        with pytest.raises(SpecError) as info:
+            cnnspec.load_spec(
+                _spec(*head, training={"loss": {"type": "categorical_crossentropy", "from_logits": True}})
+            )
+        issue = info.value.issues[0]
+        assert (issue.layer, issue.field, issue.rule) == (1, "activation", "from_logits_output")
+        assert "from_logits" in issue.message and activation in issue.message
+
+
+def test_adamw_and_weight_decay_defaults_are_keras():
+    adamw = _training(optimizer="AdamW").optimizer
+    assert (adamw.type, adamw.weight_decay, adamw.learning_rate, adamw.beta_1, adamw.epsilon) == (
+        "adamw",
+        0.004,
+        0.001,
+        0.9,
+        1e-7,
+    )
+    for name in ("adam", "sgd", "rmsprop"):
+        assert _training(optimizer=name).optimizer.weight_decay is None
+    assert _training(optimizer={"type": "sgd", "weight_decay": 0.01}).optimizer.weight_decay == 0.01
+
+
+def test_schedules_are_learning_rates_with_keras_defaults():
+    exponential = {"type": "ExponentialDecay", "initial_learning_rate": 0.1, "decay_steps": 10, "decay_rate": 0.5}
+    optimizer = _training(optimizer={"type": "sgd", "learning_rate": exponential}).optimizer
+    schedule = optimizer.schedule
+    assert (schedule.type, schedule.staircase) == ("exponential_decay", False)
+    assert (optimizer.initial_learning_rate, schedule.at(10), schedule.at(5)) == (0.1, 0.05, 0.1 * 0.5**0.5)
+    cosine = _training(
+        optimizer={
+            "type": "adam",
+            "learning_rate": {"type": "cosine_decay", "initial_learning_rate": 0.1, "decay_steps": 4},
+        }
+    ).optimizer.schedule
+    assert (cosine.alpha, cosine.at(2), cosine.at(4), cosine.at(9)) == (0.0, pytest.approx(0.05), 0.0, 0.0)
+    piecewise = {"type": "piecewise_constant_decay", "boundaries": [2, 5], "values": [0.1, 0.01, 0.001]}
+    rule = _training(optimizer={"type": "sgd", "learning_rate": piecewise}).optimizer.schedule
+    assert [rule.at(step) for step in (0, 2, 3, 5, 6)] == [0.1, 0.1, 0.01, 0.01, 0.001]  # boundaries inclusive
+    constant = _training(optimizer={"type": "sgd", "learning_rate": 0.2}).optimizer
+    assert (constant.schedule, constant.initial_learning_rate) == (None, 0.2)
+
+
+def test_training_options_round_trip_through_the_canonical_form():
+    spec = cnnspec.load_spec(
+        _spec(
+            *HEAD,
+            training={
+                "loss": {"type": "categorical_crossentropy", "label_smoothing": 0.1},
+                "optimizer": {
+                    "type": "adamw",
+                    "learning_rate": {"type": "cosine_decay", "initial_learning_rate": 0.01, "decay_steps": 100},
+                },
+            },
+        )
+    )
+    assert cnnspec.load_spec(spec.to_dict()) == spec
+    assert spec.to_dict()["training"]["loss"] == {
+        "type": "categorical_crossentropy",
+        "from_logits": False,
+        "label_smoothing": 0.1,
+    }
+
+
+def test_reduce_lr_on_plateau_defaults_are_keras():
+    rule = _training(reduce_lr_on_plateau={}).reduce_lr_on_plateau
+    assert (rule.monitor, rule.factor, rule.patience, rule.min_delta, rule.min_lr) == ("val_loss", 0.1, 10, 1e-4, 0.0)
+    assert _training().reduce_lr_on_plateau is None
+
+
+EXPONENTIAL = {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 10, "decay_rate": 0.5}
+
+
+@pytest.mark.parametrize(
+    "training,field,words",
+    [
+        ({"loss": "hinge"}, "training.loss", "unknown loss 'hinge'"),
+        ({"loss": "categorical_crossentropyy"}, "training.loss", "did you mean 'categorical_crossentropy'"),
+        (
+            {"loss": {"type": "categorical_crossentropy", "label_smoothing": 1.5}},
+            "training.loss.label_smoothing",
+            "less than or equal to 1",
+        ),
+        (
+            {"loss": {"type": "sparse_categorical_crossentropy", "label_smoothing": 0.1}},
+            "training.loss.label_smoothing",
+            "no label_smoothing",
+        ),
+        (
+            {"loss": {"type": "categorical_crossentropy", "from_logit": True}},
+            "training.loss.from_logit",
+            "did you mean 'from_logits'",
+        ),
+        (
+            {"optimizer": {"type": "sgd", "weight_decay": -0.1}},
+            "training.optimizer.weight_decay",
+            "greater than or equal to 0",
+        ),
+        ({"optimizer": {"type": "adamw", "weight_decay": None}}, "training.optimizer.weight_decay", "valid number"),
+        (
+            {"optimizer": {"type": "sgd", "learning_rate": -0.1}},
+            "training.optimizer.learning_rate",
+            "positive number or a schedule",
+        ),
+        (
+            {"optimizer": {"type": "sgd", "learning_rate": "fast"}},
+            "training.optimizer.learning_rate",
+            "positive number or a schedule",
+        ),
+        (
+            {"optimizer": {"type": "sgd", "learning_rate": {"type": "linear_decay"}}},
+            "training.optimizer.learning_rate",
+            "unknown schedule type 'linear_decay'",
+        ),
+        (
+            {"optimizer": {"type": "sgd", "learning_rate": {**EXPONENTIAL, "decay_steps": 0}}},
+            "training.optimizer.learning_rate",
+            "exponential_decay.decay_steps",
+        ),
+        (
+            {"optimizer": {"type": "sgd", "learning_rate": {"type": "cosine_decay", "initial_learning_rate": 0.1}}},
+            "training.optimizer.learning_rate",
+            "'decay_steps' is required",
+        ),
+        (
+            {
+                "optimizer": {
+                    "type": "sgd",
+                    "learning_rate": {"type": "piecewise_constant_decay", "boundaries": [3], "values": [0.1]},
+                }
+            },
+            "training.optimizer.learning_rate",
+            "values",
+        ),
+        (
+            {
+                "optimizer": {
+                    "type": "sgd",
+                    "learning_rate": {"type": "piecewise_constant_decay", "boundaries": [3, 6], "values": [0.1, 0.2]},
+                }
+            },
+            "training.optimizer.learning_rate",
+            "one more value than boundaries",
+        ),
+        (
+            {
+                "optimizer": {
+                    "type": "sgd",
+                    "learning_rate": {
+                        "type": "piecewise_constant_decay",
+                        "boundaries": [6, 3],
+                        "values": [0.1, 0.2, 0.3],
+                    },
+                }
+            },
+            "training.optimizer.learning_rate",
+            "increase strictly",
+        ),
+        ({"reduce_lr_on_plateau": {"factor": 1.0}}, "training.reduce_lr_on_plateau.factor", "less than 1"),
+        ({"reduce_lr_on_plateau": {"monitor": "val_auc"}}, "training.reduce_lr_on_plateau.monitor", "val_loss"),
+        ({"reduce_lr_on_plateau": {}, "validation_split": 0}, "training", "validation_split is 0"),
+        (
+            {"reduce_lr_on_plateau": {}, "optimizer": {"type": "sgd", "learning_rate": EXPONENTIAL}},
+            "training",
+            "needs a constant learning_rate",
+        ),
+    ],
+)
+def test_bad_training_options_name_the_field(training, field, words):
+    with pytest.raises(SpecError) as info:
+        cnnspec.load_spec(_spec(*HEAD, training=training))
+    assert len(info.value.issues) == 1, info.value.issues  # one mistake, one message (no union noise)
+    issue = info.value.issues[0]
+    assert issue.field == field and words in issue.message, str(issue)
