@@ -11,6 +11,7 @@ nothing and a framework loads only when a backend is asked for.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -129,6 +130,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
     elif not name.startswith("_") and name[:1].isupper() and name in _layer_classes():
         value = _layer_classes()[name]
+    elif name.isidentifier() and name.islower() and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f".{name}", __name__)  # a submodule: cnnspec.data, cnnspec.pictures ...
     else:
         raise AttributeError(f"module 'cnnspec' has no attribute {name!r}")
     globals()[name] = value

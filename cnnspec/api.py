@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import DataError, ModelError
 from .load import load_spec
 from .model import Model, backend_of
 from .runs import Run, RunSettings, load_run
@@ -42,18 +42,21 @@ def build(
 
 
 def evaluate(
-    target: str | Path, data: str | None = None, backend: str | None = None, resize: bool | None = None
+    target: str | Path, data: Any = None, backend: str | None = None, resize: bool | None = None
 ) -> dict[str, Any]:
     """Accuracy and loss on the test split: ``{"accuracy", "loss", "n"}``.
 
     ``target`` is a run directory (evaluated with ``backend``, default the one that
-    trained it) or an ``.onnx`` file (ONNX Runtime). ``data`` defaults to the run's source.
+    trained it) or an ``.onnx`` file (ONNX Runtime). ``data`` defaults to the run's source;
+    arrays work too, as ``train`` takes them (their test pair is what is evaluated).
     """
     from .backends import load_backend, training_backend
 
     target = Path(target)
     if target.suffix == ".onnx":
         onnx_backend = load_backend("onnx")
+        if data is not None and not isinstance(data, str):
+            raise DataError("evaluating an .onnx file takes a data source name; for arrays use cnnspec.Predictor")
         return onnx_backend.evaluate_file(target, data or "digits", resize=bool(resize))
     run = load_run(target)
     framework = training_backend(backend or run.settings.backend)  # its Trainer computes Keras's loss

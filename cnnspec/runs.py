@@ -146,13 +146,25 @@ class Run:
     def root(self) -> Path:
         return self.paths.root
 
-    def dataset(self, data: str | None = None, resize: bool | None = None) -> Dataset:
-        """The data to evaluate on: ``data`` (default the run's own source), fitted to the spec's input shape
-        and classes, resized when ``resize`` (default: as the run was trained)."""
-        from .data import fit_to_spec, load_data
+    def dataset(self, data: Any = None, resize: bool | None = None) -> Dataset:
+        """The data to evaluate on: ``data`` (a source name or arrays, as ``train`` takes; default the run's
+        own source), fitted to the spec's input shape and classes, resized when ``resize`` (default: as the
+        run was trained)."""
+        from .data import dataset_from_arrays, fit_to_spec, load_data
+        from .errors import DataError
 
         resize = self.settings.resize if resize is None else resize
-        return fit_to_spec(load_data(data or self.settings.data), self.spec.input_shape, self.spec.num_classes, resize)
+        if data is not None and not isinstance(data, str):
+            images = dataset_from_arrays(data)
+        elif (data or self.settings.data) == "arrays":
+            raise DataError(
+                f"{self.root} was trained on arrays in memory: pass the test arrays as data=(x, y, x_test, y_test)"
+            )
+        else:
+            images = load_data(data or self.settings.data)
+        if len(images.x_test) == 0:
+            raise DataError("the data has no test split to evaluate on: give (x_train, y_train, x_test, y_test)")
+        return fit_to_spec(images, self.spec.input_shape, self.spec.num_classes, resize)
 
 
 def load_run(run_dir: str | Path) -> Run:

@@ -462,6 +462,10 @@ class ModelSpec(SpecModel):
         """Shapes and parameter counts per layer; ``str()`` of it is the Keras-style table."""
         return self._report
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows a spec as its summary table."""
+        return self._report._repr_html_()
+
     def to_dict(self) -> dict[str, Any]:
         """The canonical form: every field, canonical type names, JSON-ready."""
         data = self.model_dump(mode="json")

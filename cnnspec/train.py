@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .data import Dataset, fit_to_spec, is_streamed, load_data, validation_split
-from .errors import RunError
+from .data import Dataset, dataset_from_arrays, fit_to_spec, is_streamed, load_data, validation_split
+from .errors import DataError, RunError
 from .hardware import PRECISIONS, choose_precision, warn_if_emulated
 from .load import load_spec
 from .model import Model
@@ -52,6 +52,20 @@ class TrainResult:
     metrics: dict[str, Any]
     model: Model = field(repr=False)
     stop_reason: str = "finished"
+
+    def _repr_html_(self) -> str:
+        """Learning curves and test metrics (Jupyter)."""
+        from .display import html_table, png_img
+        from .figures import learning_curves
+
+        shown = {key: value for key, value in self.metrics.items() if value is not None}
+        rows = [(key, f"{value:.4f}" if isinstance(value, float) else value) for key, value in shown.items()]
+        curves = (
+            png_img(learning_curves(self.history, self.model.spec.name), "learning curves")
+            if self.history.get("loss")
+            else ""
+        )
+        return html_table(("metric", "value"), rows, caption=f"Run {self.run_dir}") + curves
 
 
 @dataclass
@@ -107,8 +121,9 @@ def _settings(
 def train(
     spec: str | Path | dict | ModelSpec | None = None,
     backend: str = "torch",
-    data: str = "digits",
+    data: Any = None,
     *,
+    validation_data: Any = None,
     epochs: int | None = None,
     batch_size: int | None = None,
     learning_rate: float | None = None,
@@ -124,6 +139,10 @@ def train(
 ) -> TrainResult:
     """Train ``spec`` with ``backend`` on ``data`` and write a run directory.
 
+    ``data``: a source name (default ``digits``; on resume, the run's own), or arrays in
+    memory: ``(x_train, y_train)``, ``(x_train, y_train, x_test, y_test)``, a dict with
+    those keys, or a ``Dataset`` (without test arrays there are no test metrics).
+    ``validation_data=(x_val, y_val)`` replaces ``validation_split``, as in Keras's ``fit``.
     Arguments left as None take the spec's ``training`` values. ``resume=DIR``
     continues an interrupted run from its last finished epoch (``epochs`` may
     raise the target). ``tensorboard=DIR`` also writes scalar logs there. ``stream``:
@@ -149,7 +168,14 @@ def train(
         overrides = dict(
             epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, precision=precision
         )
-        settings = _settings(spec, backend, data, overrides, resize, stream)
+        settings = _settings(
+            spec,
+            backend,
+            data if isinstance(data, str) else (ARRAYS if data is not None else "digits"),
+            overrides,
+            resize,
+            stream,
+        )
         paths = RunPaths(Path(out) if out is not None else default_run_dir(spec.name, backend))
         if paths.run.exists() or paths.state.exists():
             raise RunError(
@@ -161,7 +187,7 @@ def train(
     if settings.backend not in TRAINING_BACKENDS:
         raise RunError(f"backend {settings.backend!r} cannot train; use one of: {', '.join(TRAINING_BACKENDS)}")
     framework = training_backend(settings.backend)  # a missing framework fails before anything is written
-    images = load_data(settings.data, follow_symlinks, settings.stream)
+    images = _dataset(data, validation_data, settings, follow_symlinks)
     dataset = fit_to_spec(images, spec.input_shape, spec.num_classes, settings.resize)
     _check_writable(paths.root, spec)
     scalars = None
@@ -175,6 +201,21 @@ def train(
     finally:
         if scalars is not None:
             scalars.close()
+
+
+ARRAYS = "arrays"  # run.json's data for a run trained on arrays in memory
+
+
+def _dataset(data: Any, validation_data: Any, settings: RunSettings, follow_symlinks: bool) -> Dataset:
+    """The run's data: arrays given, or the named source (the run's own on resume)."""
+    if data is not None and not isinstance(data, str):
+        return dataset_from_arrays(data, validation_data)
+    source = data or settings.data
+    if source == ARRAYS:
+        raise DataError("this run was trained on arrays in memory: pass them again as data=(x_train, y_train, ...)")
+    if validation_data is not None:
+        raise DataError("validation_data goes with arrays given as data; a named source uses validation_split")
+    return load_data(source, follow_symlinks, settings.stream)
 
 
 # weights.safetensors, two epoch files of weights, and two of optimizer state (up to 3 slots each)
@@ -230,9 +271,12 @@ class _Run:
     # -- the epoch loop -------------------------------------------------------------------
     def go(self) -> TrainResult:
         s, p = self.settings, self.progress
-        (x_train, y_train), (x_val, y_val) = validation_split(
-            self.dataset.x_train, self.dataset.y_train, s.validation_split
-        )
+        if self.dataset.validation is not None:  # given as such (Keras's validation_data)
+            (x_train, y_train), (x_val, y_val) = (self.dataset.x_train, self.dataset.y_train), self.dataset.validation
+        else:
+            (x_train, y_train), (x_val, y_val) = validation_split(
+                self.dataset.x_train, self.dataset.y_train, s.validation_split
+            )
         if p.epoch >= s.epochs:
             if self.verbose:
                 print(f"{self.paths.root}: already trained for {p.epoch} epochs; nothing to resume")
@@ -402,7 +446,8 @@ class _Run:
         if self.settings.precision != "fp32":
             model = self.framework.build(self.spec, self.framework.get_weights(self.model), seed=self.settings.seed)
             trainer = self.framework.Trainer(model, self.spec.training)
-        test = trainer.evaluate(trainer.prepare(x_test, y_test))
+        # arrays given without a test split: no test metrics (None), rather than metrics of something else
+        test = trainer.evaluate(trainer.prepare(x_test, y_test)) if len(x_test) else {"accuracy": None, "loss": None}
         metrics = {
             "accuracy": test["accuracy"],
             "loss": test["loss"],
@@ -418,11 +463,12 @@ class _Run:
         write_json(paths.history, p.history)
         if p.history.get("loss"):
             plot_history(p.history, paths.plot, title=f"{self.spec.name} ({self.settings.backend})")
-        if self.verbose:
+        if self.verbose and len(x_test):
             print(
                 f"Test: accuracy {test['accuracy']:.4f} - loss {test['loss']:.4f} ({len(x_test):,} images, "
                 f"weights of epoch {p.best_epoch})"
             )
+        if self.verbose:
             print(f"Run saved to {paths.root}")
         return TrainResult(paths.root, p.history, metrics, Model(self.spec, self.settings.backend, self.model), reason)
 
