@@ -62,10 +62,14 @@ class Graph:
 def _gelu(g: Graph, x: str, out: str) -> str:
     if g.opset >= 20:
         return g.node("Gelu", [x], out)  # exact (erf) form by default
+    # (x * (1 + erf(x / sqrt 2))) * 0.5, halved last: the same float32 result as halving x first (0.5 is exact),
+    # and the order OpenCV's DNN (4.10 to 5.0.0) fuses correctly: with x * 0.5 first, two such GELUs in a row
+    # come out twice too large (tests/backends/test_other_runtimes.py keeps the reproducer)
     half, root2 = g.constant(f"{out}/half", np.float32(0.5)), g.constant(f"{out}/sqrt2", np.float32(math.sqrt(2.0)))
     one = g.constant(f"{out}/one", np.float32(1.0))
     erf = g.node("Erf", [g.node("Div", [x, root2], f"{out}/scaled")], f"{out}/erf")
-    return g.node("Mul", [g.node("Mul", [x, half], f"{out}/half_x"), g.node("Add", [erf, one], f"{out}/one_plus")], out)
+    x_one_plus = g.node("Mul", [x, g.node("Add", [erf, one], f"{out}/one_plus")], f"{out}/x_one_plus")
+    return g.node("Mul", [x_one_plus, half], out)
 
 
 ACTIVATIONS: dict[str, Callable[[Graph, str, str], str]] = {
@@ -112,14 +116,45 @@ def _window_attrs(layer: WindowedLayer, shape: tuple, kernel: tuple) -> dict[str
     }
 
 
+def _conv_window(
+    g: Graph, layer: WindowedLayer, x: str, shape: tuple, kernel: tuple, out: str
+) -> tuple[str, dict[str, Any]]:
+    """A Conv's input and window; stride 1 along an axis with a single output position.
+
+    There the stride spaces out positions of which there is one: it changes nothing, but oneDNN's AVX-512
+    kernels, which OpenVINO's CPU plugin runs (2024.6 to 2026.4), compute a one-channel-in, one-channel-out
+    Conv wrongly when its output is one column wide and the column stride is above 1
+    (tests/backends/test_other_runtimes.py keeps the reproducer). So the input cells the single window
+    never reads are dropped (trailing padding, then a Slice of the input) and the stride written is 1:
+    the same window, the same sum.
+    """
+    attrs = _window_attrs(layer, shape, kernel)
+    ends = list(shape[:2])
+    for axis, window in enumerate(layer.windows(shape)):
+        if window.size == 1 and attrs["strides"][axis] > 1:
+            span = (kernel[axis] - 1) * layer.window_dilation[axis] + 1
+            unused = shape[axis] + window.pad_before + window.pad_after - span  # cells after the window
+            trimmed = min(unused, window.pad_after)
+            attrs["pads"][axis + 2] -= trimmed
+            ends[axis] -= unused - trimmed
+            attrs["strides"][axis] = 1
+    if ends != list(shape[:2]):
+        starts, axes = (
+            g.constant(f"{out}/starts", np.zeros(2), np.int64),
+            g.constant(f"{out}/axes", np.array([2, 3]), np.int64),
+        )
+        x = g.node("Slice", [x, starts, g.constant(f"{out}/ends", np.array(ends), np.int64), axes], f"{out}/window")
+    return x, attrs
+
+
 def _convolve(
     g: Graph, layer: Any, x: str, shape: tuple, kernel: tuple[str, np.ndarray], bias: str | None, out: str, **attrs: Any
 ) -> str:
     """A Conv node with the layer's window (strides, dilation, Keras's padding as explicit pads)."""
+    x, window = _conv_window(g, layer, x, shape, layer.kernel_size, out)
     inputs = [x, g.constant(*kernel)]
     if bias is not None:
         inputs.append(g.constant(f"{layer.name}/bias", g.weights[bias]))
-    window = _window_attrs(layer, shape, layer.kernel_size)
     return g.node("Conv", inputs, out, dilations=list(layer.dilation_rate), **window, **attrs)
 
 
@@ -166,7 +201,8 @@ def _separable_conv(g: Graph, layer: SeparableConv2D, x: str, shape: tuple) -> s
     inputs = [depthwise, pointwise] + (
         [g.constant(f"{layer.name}/bias", g.weights[f"{layer.name}/bias"])] if layer.use_bias else []
     )
-    return _then_activation(g, layer, lambda out: g.node("Conv", inputs, out))
+    # kernel_shape written though ONNX infers it from the weights: OpenCV 4.10's importer refuses a Conv without it
+    return _then_activation(g, layer, lambda out: g.node("Conv", inputs, out, kernel_shape=[1, 1]))
 
 
 @builds(Rescaling)
@@ -209,7 +245,8 @@ def _sum_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     # nothing, and the sum is exact (a mean times the area would round twice, off by 1e-5 on big sums)
     channels = shape[-1]
     ones = g.constant(f"{layer.name}/ones", np.ones((channels, 1, *layer.pool_size), np.float32))
-    return g.node("Conv", [x, ones], layer.name, group=channels, **_window_attrs(layer, shape, layer.pool_size))
+    x, window = _conv_window(g, layer, x, shape, layer.pool_size, layer.name)
+    return g.node("Conv", [x, ones], layer.name, group=channels, **window)
 
 
 _GLOBAL_OPS: dict[type[LayerSpec], str] = {GlobalAvgPool2D: "GlobalAveragePool", GlobalMaxPool2D: "GlobalMaxPool"}
