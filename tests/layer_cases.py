@@ -54,6 +54,28 @@ LAYER_CASES: dict[str, list[tuple[dict, tuple[int, ...]]]] = {
         ({"type": "zero_padding2d", "padding": [2, 0]}, (3, 3, 1)),
         ({"type": "zero_padding2d", "padding": [[0, 3], [1, 2]]}, (5, 4, 2)),
     ],
+    # random augmentation: the identity at inference, where parity compares (tests/backends/test_augmentation.py
+    # checks training against Keras)
+    "random_flip": [({"type": "random_flip"}, (5, 6, 2)), ({"type": "random_flip", "mode": "vertical"}, (4, 4, 1))],
+    "random_translation": [
+        ({"type": "random_translation", "height_factor": 0.2, "width_factor": [-0.1, 0.3]}, (7, 9, 2)),
+        (
+            {"type": "random_translation", "height_factor": [0.5, -0.5], "width_factor": 1, "fill_mode": "wrap"},
+            (5, 4, 1),
+        ),
+    ],
+    "random_rotation": [
+        ({"type": "random_rotation", "factor": 0.1}, (8, 8, 1)),
+        ({"type": "random_rotation", "factor": [-0.5, 2], "fill_mode": "constant", "fill_value": 0.5}, (6, 9, 3)),
+    ],
+    "random_zoom": [
+        ({"type": "random_zoom", "height_factor": 0.2}, (8, 7, 1)),
+        ({"type": "random_zoom", "height_factor": [-0.3, 0.1], "width_factor": 0.5, "fill_mode": "nearest"}, (5, 9, 2)),
+    ],
+    "random_contrast": [
+        ({"type": "random_contrast", "factor": 0.5}, (6, 5, 3)),
+        ({"type": "random_contrast", "factor": [0.2, 1]}, (4, 4, 1)),
+    ],
     "max_pool2d": [({"type": "max_pool2d", "pool_size": 3, "strides": 2, "padding": "same"}, (8, 7, 2))],
     "avg_pool2d": [({"type": "avg_pool2d", "pool_size": [2, 3], "strides": [1, 2], "padding": "same"}, (7, 8, 2))],
     "min_pool2d": [({"type": "min_pool2d", "pool_size": 3, "strides": 2, "padding": "same"}, (8, 7, 2))],

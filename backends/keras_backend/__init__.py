@@ -12,6 +12,7 @@ import numpy as np
 from cnnspec.spec import ModelSpec
 from cnnspec.weights import Weights, initial_weights
 
+from . import augment  # noqa: F401  (registers the random layers' builders)
 from .layers import BUILDERS, MinPooling2D, SumPooling2D
 from .model import compile_model, get_weights, set_weights
 from .trainer import Trainer

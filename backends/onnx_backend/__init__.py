@@ -14,7 +14,8 @@ import numpy as np
 from cnnspec.spec import ModelSpec
 from cnnspec.weights import Weights, check_weights, initial_weights
 
-from .export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, check_model, to_onnx
+from . import augment  # noqa: F401  (registers the builders that leave training-only layers out)
+from .export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, check_model, to_onnx, to_onnx_with_layers
 from .graph import BUILDERS
 from .quantize import quantize_int8, to_float16
 from .runtime import Predictor, choose_providers, cuda_works, evaluate_file
@@ -29,6 +30,7 @@ class OnnxModel:
     spec: ModelSpec
     weights: Weights
     predictor: Predictor
+    layer_tensors: list[str]  # per spec layer, the graph tensor holding its output
 
 
 def build(
@@ -41,8 +43,8 @@ def build(
     weights = check_weights(
         spec, weights if weights is not None else initial_weights(spec, spec.training.seed if seed is None else seed)
     )
-    model = to_onnx(spec, weights, all_layer_outputs=True)
-    return OnnxModel(spec, weights, Predictor(model, provider))
+    model, tensors = to_onnx_with_layers(spec, weights, all_layer_outputs=True)
+    return OnnxModel(spec, weights, Predictor(model, provider), tensors)
 
 
 def get_weights(model: OnnxModel) -> Weights:
@@ -54,10 +56,14 @@ def predict(model: OnnxModel, x: np.ndarray, batch_size: int = 1024) -> np.ndarr
 
 
 def layer_outputs(model: OnnxModel, x: np.ndarray) -> list[np.ndarray]:
-    """Every layer's output, channels-last like Keras."""
-    names = [layer.name for layer in model.spec.layers]
-    outputs = model.predictor.run(x, names)
-    return [o.transpose(0, 2, 3, 1) if o.ndim == 4 else o for o in outputs]
+    """Every layer's output, channels-last like Keras; a layer left out of the graph gives its input's."""
+    names = list(dict.fromkeys(model.layer_tensors))
+    outputs = dict(zip(names, model.predictor.run(x, names)))
+    return [_channels_last(outputs[tensor]) for tensor in model.layer_tensors]
+
+
+def _channels_last(output: np.ndarray) -> np.ndarray:
+    return output.transpose(0, 2, 3, 1) if output.ndim == 4 else output
 
 
 __all__ = [
@@ -79,4 +85,5 @@ __all__ = [
     "quantize_int8",
     "to_float16",
     "to_onnx",
+    "to_onnx_with_layers",
 ]

@@ -43,7 +43,21 @@ def to_onnx(
 
     ``layout`` is the input's: "nhwc" (the spec's channels-last, default) or "nchw".
     ``all_layer_outputs`` also exposes every layer's output (NCHW), for parity checks.
+    Training-only layers (random augmentation) are left out: no node at all.
     """
+    return to_onnx_with_layers(spec, weights, opset, layout, all_layer_outputs, class_names)[0]
+
+
+def to_onnx_with_layers(
+    spec: ModelSpec,
+    weights: Weights,
+    opset: int = DEFAULT_OPSET,
+    layout: str = "nhwc",
+    all_layer_outputs: bool = False,
+    class_names: list[str] | None = None,
+) -> tuple[onnx.ModelProto, list[str]]:
+    """``to_onnx``'s model, and per spec layer the tensor holding its output: the layer's name, or
+    for a left-out layer the tensor it was handed (its input's)."""
     check_opset(opset)
     if layout not in LAYOUTS:
         raise CnnspecError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
@@ -56,19 +70,19 @@ def to_onnx(
         input_info = helper.make_tensor_value_info("input", FLOAT, ["batch", channels, height, width])
         x = "input"
     report = spec.summary()
+    tensors = []
     for layer, info in zip(spec.layers, report.layers):
         x = BUILDERS[type(layer)](graph, layer, x, info.input_shape)
+        tensors.append(x)
     last = graph.nodes[-1]
     classes = report.output_shape[0]
     outputs = [helper.make_tensor_value_info(graph.node("Identity", [x], "output"), FLOAT, ["batch", classes])]
     if last.op_type in LOGIT_OPS:
         logits = graph.node("Identity", [last.input[0]], "logits")
         outputs.append(helper.make_tensor_value_info(logits, FLOAT, ["batch", classes]))
-    if all_layer_outputs:
-        outputs += [
-            helper.make_tensor_value_info(layer.name, FLOAT, _dims(info.output_shape))
-            for layer, info in zip(spec.layers, report.layers)
-        ]
+    if all_layer_outputs:  # each tensor once: a left-out layer's is its input's (the same shape)
+        shapes = dict(zip(tensors, (info.output_shape for info in report.layers)))
+        outputs += [helper.make_tensor_value_info(tensor, FLOAT, _dims(shape)) for tensor, shape in shapes.items()]
     body = helper.make_graph(graph.nodes, spec.name, [input_info], outputs, graph.initializers)
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(body, opset_imports=opsets, producer_name="cnnspec", producer_version=__version__)
@@ -85,7 +99,7 @@ def to_onnx(
     if class_names:
         metadata["class_names"] = json.dumps(list(class_names))
     helper.set_model_props(model, metadata)
-    return model
+    return model, tensors
 
 
 def check_model(model: onnx.ModelProto, spec: ModelSpec) -> None:

@@ -13,6 +13,7 @@ import torch
 from cnnspec.spec import ModelSpec
 from cnnspec.weights import Weights, initial_weights
 
+from .augment import seed_augmentations
 from .layers import BUILDERS
 from .model import CompiledModel, to_nchw, to_nhwc
 from .trainer import Trainer
@@ -28,10 +29,10 @@ def build(
 
     Parameters stay float32 whatever ``precision``: bf16 training is autocast in the Trainer.
     """
+    seed = spec.training.seed if seed is None else seed
     model = CompiledModel(spec)
-    set_weights(
-        model, weights if weights is not None else initial_weights(spec, spec.training.seed if seed is None else seed)
-    )
+    set_weights(model, weights if weights is not None else initial_weights(spec, seed))
+    seed_augmentations(model.blocks, seed)  # a run's augmentations repeat exactly
     return model.eval()
 
 

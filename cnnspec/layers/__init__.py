@@ -7,7 +7,8 @@ its cases in ``tests/layer_cases.py``; CONTRIBUTING.md has the list.
 
 from __future__ import annotations
 
-from . import conv, core, normalization, pooling, preprocessing, reshaping
+from . import augmentation, conv, core, normalization, pooling, preprocessing, reshaping
+from .augmentation import *  # noqa: F403
 from .base import LayerSpec, WindowedLayer
 from .conv import *  # noqa: F403
 from .core import *  # noqa: F403
@@ -19,6 +20,7 @@ from .reshaping import *  # noqa: F403
 __all__ = [
     "LayerSpec",
     "WindowedLayer",
+    *augmentation.__all__,
     *conv.__all__,
     *core.__all__,
     *normalization.__all__,
