@@ -353,11 +353,35 @@ def _zero_padding(layer: _Layer) -> dict[str, Any]:
     return {"type": "zero_padding2d", "padding": layer.take("padding", 1)}
 
 
-# Keras class -> spec layer. The cnnspec pools are cnnspec's own registered Keras layers.
+def _augmentation(kind: str, *fields: str) -> Callable[[_Layer], dict[str, Any]]:
+    """Keras's Random* layers: their factors and fill mode; bilinear interpolation and the 0-255 range only."""
+
+    def convert(layer: _Layer) -> dict[str, Any]:
+        _channels_last(layer)
+        layer.require("interpolation", "bilinear")
+        layer.require("value_range", [0, 255], (0, 255))
+        values = {key: layer.take(key) for key in fields if layer.config.get(key) is not None}
+        return {"type": kind, **{key: list(v) if isinstance(v, tuple) else v for key, v in values.items()}}
+
+    return convert
+
+
+_RESAMPLING = ("fill_mode", "fill_value")
+
+# Keras class -> spec layer. The cnnspec pools (and cnnspec's explicit-window convolutions, which TensorFlow
+# needs for a few geometries) are cnnspec's own registered Keras layers with Keras's configs.
 CONVERTERS: dict[str, Callable[[_Layer], dict[str, Any]]] = {
     "Conv2D": _conv2d,
+    "SingleWindowConv2D": _conv2d,
     "DepthwiseConv2D": _depthwise_conv2d,
+    "ExplicitWindowDepthwiseConv2D": _depthwise_conv2d,
     "SeparableConv2D": _separable_conv2d,
+    "ExplicitWindowSeparableConv2D": _separable_conv2d,
+    "RandomFlip": _augmentation("random_flip", "mode"),
+    "RandomTranslation": _augmentation("random_translation", "height_factor", "width_factor", *_RESAMPLING),
+    "RandomRotation": _augmentation("random_rotation", "factor", *_RESAMPLING),
+    "RandomZoom": _augmentation("random_zoom", "height_factor", "width_factor", *_RESAMPLING),
+    "RandomContrast": _augmentation("random_contrast", "factor"),
     "MaxPooling2D": _pool("max_pool2d"),
     "AveragePooling2D": _pool("avg_pool2d"),
     "MinPooling2D": _pool("min_pool2d"),

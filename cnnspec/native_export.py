@@ -75,23 +75,25 @@ def export_keras(run_dir: str | Path, output: str | Path, atol: float = ATOL) ->
     keras_backend = load_backend("keras")
     import keras
 
+    custom: list[str] = []  # cnnspec's own Keras classes in the file: loading needs cnnspec's Keras module
+
     def save(spec: ModelSpec, run: Run, path: Path) -> None:
-        keras_backend.build(spec, run.weights).save(path)
+        model = keras_backend.build(spec, run.weights)
+        custom.extend(
+            sorted({type(layer).__name__ for layer in model.layers if type(layer).__module__.startswith("cnnspec")})
+        )
+        model.save(path)
 
     def load(path: Path) -> Callable[[np.ndarray], np.ndarray]:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
         return lambda x: np.asarray(model(x, training=False))
 
-    custom = sorted({layer.keras_class for layer in load_run(run_dir).spec.layers if layer.type in _CNNSPEC_KERAS})
-    needs = (
-        f"its {', '.join(custom)} layers are cnnspec's: import cnnspec.backends.keras_backend before loading"
-        if custom
-        else None
-    )
-    return _export(run_dir, output, "keras", save, load, atol, needs)
-
-
-_CNNSPEC_KERAS = ("min_pool2d", "sum_pool2d")  # types whose Keras layer is cnnspec's own (no Keras class)
+    report = _export(run_dir, output, "keras", save, load, atol, None)
+    if custom:
+        report.needs = (
+            f"its {', '.join(custom)} layers are cnnspec's: import cnnspec.backends.keras_backend before loading"
+        )
+    return report
 
 
 def export_torch(

@@ -13,6 +13,7 @@ Window(size=4, pad_before=1, pad_after=1)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -40,6 +41,35 @@ def window(size: int, kernel: int, stride: int, dilation: int, padding: str) -> 
     out = -(-size // stride)
     total = max((out - 1) * stride + span - size, 0)
     return Window(out, total // 2, total - total // 2)
+
+
+# (pads (top, bottom, left, right), input (height, width) to keep, strides)
+WindowPlan = tuple[tuple[int, int, int, int], tuple[int, int], tuple[int, int]]
+
+
+def single_window_plan(
+    size: Sequence[int], kernel: Sequence[int], strides: Sequence[int], dilation: Sequence[int], padding: str
+) -> WindowPlan:
+    """The same convolution with stride 1 along any axis that has a single output position.
+
+    There the stride changes nothing, but oneDNN's AVX-512 convolution kernels (torch, TensorFlow and
+    OpenVINO use them on such CPUs) compute a narrow convolution one output column wide with a column
+    stride above 1 wrongly (values up to 1e33). So the input cells the one window never reads are
+    dropped and stride 1 is used; where no axis qualifies this is exactly Keras's window.
+    """
+    pads, ends, kept = [], list(size[:2]), list(strides)
+    for axis in range(2):
+        win = window(size[axis], kernel[axis], strides[axis], dilation[axis], padding)
+        before, after = win.pad_before, win.pad_after
+        if win.size == 1 and strides[axis] > 1:
+            span = (kernel[axis] - 1) * dilation[axis] + 1
+            unused = size[axis] + before + after - span  # cells after the one window
+            trimmed = min(unused, after)
+            after -= trimmed
+            ends[axis] -= unused - trimmed
+            kept[axis] = 1
+        pads += [before, after]
+    return (pads[0], pads[1], pads[2], pads[3]), (ends[0], ends[1]), (kept[0], kept[1])
 
 
 class ShapeViolation(Exception):

@@ -33,7 +33,7 @@ from cnnspec.layers import (
     SumPool2D,
     ZeroPadding2D,
 )
-from cnnspec.shapes import window
+from cnnspec.shapes import single_window_plan, window
 
 
 @keras.saving.register_keras_serializable(package="cnnspec")
@@ -82,6 +82,91 @@ class SumPooling2D(MinPooling2D):
         return y
 
 
+class _ExplicitWindow:
+    """Keras's window computed by hand: crop and zero-pad by Keras's rule, then a ``valid`` operation at one
+    stride shared by both axes, then subsampling to the spec's strides.
+
+    Two TensorFlow limits make this necessary, each for a narrow geometry only (the builders use these
+    classes there, Keras's own everywhere else): its stock depthwise kernel (CPUs where oneDNN is off, and
+    CUDA) refuses unequal strides, and oneDNN's AVX-512 kernels compute a narrow convolution one output
+    column wide with a column stride above 1 wrongly (``cnnspec.shapes.single_window_plan``).
+    """
+
+    def _plan_window(self, input_shape):
+        (top, bottom, left, right), self.kept, strides = single_window_plan(
+            input_shape[1:3], self.kernel_size, self.strides, self.dilation_rate, self.padding
+        )
+        self.pads = ((0, 0), (top, bottom), (left, right), (0, 0))
+        shared = math.gcd(*strides)
+        self.op_strides, self.subsample = (shared, shared), (strides[0] // shared, strides[1] // shared)
+
+    def _windowed(self, inputs):
+        return ops.pad(inputs[:, : self.kept[0], : self.kept[1], :], self.pads)
+
+    def _subsampled(self, outputs):
+        if self.subsample == (1, 1):
+            return outputs
+        return outputs[:, :: self.subsample[0], :: self.subsample[1], :]
+
+    def _finish(self, outputs, bias):
+        outputs = self._subsampled(outputs)
+        if self.use_bias:
+            outputs = ops.add(outputs, ops.reshape(bias, (1, 1, 1, -1)))
+        return self.activation(outputs) if self.activation is not None else outputs
+
+
+@keras.saving.register_keras_serializable(package="cnnspec")
+class SingleWindowConv2D(_ExplicitWindow, layers.Conv2D):
+    """Keras Conv2D with its window computed by hand (see ``_ExplicitWindow``); the same result."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._plan_window(input_shape)
+
+    def convolution_op(self, inputs, kernel):
+        y = ops.conv(self._windowed(inputs), kernel, self.op_strides, "valid", dilation_rate=self.dilation_rate)
+        return self._subsampled(y)
+
+
+@keras.saving.register_keras_serializable(package="cnnspec")
+class ExplicitWindowDepthwiseConv2D(_ExplicitWindow, layers.DepthwiseConv2D):
+    """Keras DepthwiseConv2D with its window computed by hand (see ``_ExplicitWindow``); the same result."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._plan_window(input_shape)
+
+    def call(self, inputs):
+        y = ops.depthwise_conv(
+            self._windowed(inputs), self.kernel, self.op_strides, "valid", dilation_rate=self.dilation_rate
+        )
+        return self._finish(y, self.bias if self.use_bias else None)
+
+
+@keras.saving.register_keras_serializable(package="cnnspec")
+class ExplicitWindowSeparableConv2D(_ExplicitWindow, layers.SeparableConv2D):
+    """Keras SeparableConv2D with its window computed by hand (see ``_ExplicitWindow``); the same result."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._plan_window(input_shape)
+
+    def call(self, inputs):
+        y = ops.depthwise_conv(
+            self._windowed(inputs), self.depthwise_kernel, self.op_strides, "valid", dilation_rate=self.dilation_rate
+        )
+        y = ops.conv(self._subsampled(y), self.pointwise_kernel, 1, "valid")
+        outputs = ops.add(y, ops.reshape(self.bias, (1, 1, 1, -1))) if self.use_bias else y
+        return self.activation(outputs) if self.activation is not None else outputs
+
+
+def _needs_explicit_window(layer: Any, shape: tuple, depthwise: bool) -> bool:
+    """Whether TensorFlow needs the window by hand: a single-column stride (every conv) or unequal strides
+    left after that (depthwise kernels only)."""
+    strides = layer.single_window_plan(shape)[2]
+    return strides != tuple(layer.strides) or (depthwise and strides[0] != strides[1])
+
+
 Builder = Callable[[Any, tuple, int], layers.Layer]
 BUILDERS: dict[type[LayerSpec], Builder] = {}
 B = TypeVar("B", bound=Builder)
@@ -121,7 +206,8 @@ def _conv_args(layer: Any) -> dict[str, Any]:
 
 @builds(Conv2D)
 def _conv(layer: Conv2D, shape: tuple, seed: int) -> layers.Layer:
-    return layers.Conv2D(layer.filters, **_conv_args(layer))
+    kind = SingleWindowConv2D if _needs_explicit_window(layer, shape, depthwise=False) else layers.Conv2D
+    return kind(layer.filters, **_conv_args(layer))
 
 
 _POOLS: dict[type[LayerSpec], Callable[..., layers.Layer]] = {
@@ -164,14 +250,18 @@ def _flatten(layer: Flatten, shape: tuple, seed: int) -> layers.Layer:
     return layers.Flatten(name=layer.name)
 
 
-@builds(DepthwiseConv2D, attributes={"depthwise_kernel": "kernel"})
+@builds(DepthwiseConv2D, attributes={"depthwise_kernel": "kernel"})  # both Keras classes name it so
 def _depthwise_conv(layer: DepthwiseConv2D, shape: tuple, seed: int) -> layers.Layer:
-    return layers.DepthwiseConv2D(depth_multiplier=layer.depth_multiplier, **_conv_args(layer))
+    explicit = _needs_explicit_window(layer, shape, depthwise=True)
+    kind = ExplicitWindowDepthwiseConv2D if explicit else layers.DepthwiseConv2D
+    return kind(depth_multiplier=layer.depth_multiplier, **_conv_args(layer))
 
 
 @builds(SeparableConv2D)
 def _separable_conv(layer: SeparableConv2D, shape: tuple, seed: int) -> layers.Layer:
-    return layers.SeparableConv2D(layer.filters, depth_multiplier=layer.depth_multiplier, **_conv_args(layer))
+    explicit = _needs_explicit_window(layer, shape, depthwise=True)
+    kind = ExplicitWindowSeparableConv2D if explicit else layers.SeparableConv2D
+    return kind(layer.filters, depth_multiplier=layer.depth_multiplier, **_conv_args(layer))
 
 
 @builds(Rescaling)
@@ -194,4 +284,13 @@ def _activation(layer: Activation, shape: tuple, seed: int) -> layers.Layer:
     return layers.Activation(layer.activation, name=layer.name)
 
 
-__all__ = ["BUILDERS", "VARIABLE_ATTRIBUTES", "MinPooling2D", "SumPooling2D", "builds"]
+__all__ = [
+    "BUILDERS",
+    "VARIABLE_ATTRIBUTES",
+    "ExplicitWindowDepthwiseConv2D",
+    "ExplicitWindowSeparableConv2D",
+    "MinPooling2D",
+    "SingleWindowConv2D",
+    "SumPooling2D",
+    "builds",
+]

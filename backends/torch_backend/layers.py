@@ -90,24 +90,33 @@ def _symmetric(pads: tuple[int, int, int, int]) -> bool:
 
 class Conv2d(nn.Conv2d):
     """Keras Conv2D (and, with ``groups`` = input channels, DepthwiseConv2D): ``same`` padding may be
-    uneven (extra cell bottom/right); pad explicitly then."""
+    uneven (extra cell bottom/right); pad explicitly then.
+
+    Along an axis with a single output position the stride is 1 and the input cells the window never
+    reads are cropped (``WindowedLayer.single_window_plan``): oneDNN's AVX-512 kernels compute a narrow
+    convolution one column wide with a column stride above 1 wrongly.
+    """
 
     def __init__(self, layer: Any, input_shape: tuple[int, ...], out_channels: int, groups: int = 1, bias: bool = True):
-        pads = _pads(layer, input_shape)
+        (top, bottom, left, right), ends, strides = layer.single_window_plan(input_shape)
+        pads = (left, right, top, bottom)
         even = _symmetric(pads)
         super().__init__(
             input_shape[2],
             out_channels,
             tuple(layer.kernel_size),
-            stride=tuple(layer.strides),
+            stride=strides,
             padding=(pads[2], pads[0]) if even else 0,
             dilation=tuple(layer.dilation_rate),
             groups=groups,
             bias=bias,
         )
         self.explicit_pads = None if even else pads
+        self.crop = None if ends == tuple(input_shape[:2]) else ends
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.crop is not None:
+            x = x[:, :, : self.crop[0], : self.crop[1]]
         if self.explicit_pads is not None:
             x = F.pad(x, self.explicit_pads)
         return super().forward(x)

@@ -12,7 +12,7 @@ import math
 from typing import TYPE_CHECKING, ClassVar
 
 from ..fields import LayerName, Regularizer, SpecModel
-from ..shapes import Shape, ShapeViolation, Window, window
+from ..shapes import Shape, ShapeViolation, Window, WindowPlan, single_window_plan, window
 
 
 class LayerSpec(SpecModel):
@@ -92,6 +92,12 @@ class WindowedLayer(LayerSpec):
         return (
             window(input_shape[0], self.window_size[0], self.window_strides[0], self.window_dilation[0], self.padding),
             window(input_shape[1], self.window_size[1], self.window_strides[1], self.window_dilation[1], self.padding),
+        )
+
+    def single_window_plan(self, input_shape: Shape) -> WindowPlan:
+        """This layer's window computed at stride 1 where it has one output position (see ``single_window_plan``)."""
+        return single_window_plan(
+            input_shape[:2], self.window_size, self.window_strides, self.window_dilation, self.padding
         )
 
     def spatial_output(self, shape: Shape) -> tuple[int, int]:
