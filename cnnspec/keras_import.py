@@ -443,6 +443,7 @@ def spec_document(model: dict[str, Any], compile_config: dict[str, Any] | None =
 # -- training --------------------------------------------------------------------------------
 _OPTIMIZER_FIELDS = {
     "Adam": ("adam", ("learning_rate", "beta_1", "beta_2", "epsilon")),
+    "AdamW": ("adamw", ("learning_rate", "beta_1", "beta_2", "epsilon")),
     "SGD": ("sgd", ("learning_rate", "momentum", "nesterov")),
     "RMSprop": ("rmsprop", ("learning_rate", "rho", "momentum", "epsilon", "centered")),
 }
@@ -453,9 +454,14 @@ _OPTIMIZER_DEFAULTS = {
     "clipvalue": None,
     "global_clipnorm": None,
     "use_ema": False,
-    "weight_decay": None,
     "loss_scale_factor": None,
     "gradient_accumulation_steps": None,
+}
+# Keras schedule class -> (spec type, its fields)
+_SCHEDULES = {
+    "ExponentialDecay": ("exponential_decay", ("initial_learning_rate", "decay_steps", "decay_rate", "staircase")),
+    "CosineDecay": ("cosine_decay", ("initial_learning_rate", "decay_steps", "alpha")),
+    "PiecewiseConstantDecay": ("piecewise_constant_decay", ("boundaries", "values")),
 }
 _LOSSES = {
     "categorical_crossentropy": "categorical_crossentropy",
@@ -491,12 +497,27 @@ def _optimizer(value: Any) -> dict[str, Any]:
     for key, default in _OPTIMIZER_DEFAULTS.items():
         if config.get(key, default) not in (default, 0, 0.0) or (key == "amsgrad" and config.get(key)):
             raise UnsupportedKerasModel(f"optimizer {kind}: {key}={config[key]!r} cannot be expressed in a spec")
+    fields_out = {"type": spec_type, **{key: _plain(config[key]) for key in fields if key in config}}
+    if config.get("weight_decay") is not None:
+        fields_out["weight_decay"] = _plain(config["weight_decay"])
     rate = config.get("learning_rate")
     if isinstance(rate, dict):
-        raise UnsupportedKerasModel(
-            f"optimizer {kind}: a learning-rate schedule ({rate.get('class_name')}) cannot be imported"
-        )
-    return {"type": spec_type, **{key: _plain(config[key]) for key in fields if key in config}}
+        fields_out["learning_rate"] = _schedule(kind, rate)
+    return fields_out
+
+
+def _schedule(optimizer: str, value: dict[str, Any]) -> dict[str, Any]:
+    kind, config = value.get("class_name"), value.get("config", {})
+    if kind not in _SCHEDULES:
+        raise UnsupportedKerasModel(f"optimizer {optimizer}: learning-rate schedule {kind} is not supported")
+    if kind == "CosineDecay" and (config.get("warmup_steps") or config.get("warmup_target") is not None):
+        raise UnsupportedKerasModel(f"optimizer {optimizer}: CosineDecay warm-up cannot be expressed in a spec")
+    spec_type, fields = _SCHEDULES[kind]
+    return {"type": spec_type, **{key: _plain_all(config[key]) for key in fields if key in config}}
+
+
+def _plain_all(value: Any) -> Any:
+    return [_plain(item) for item in value] if isinstance(value, list) else _plain(value)
 
 
 def _plain(value: Any) -> Any:
@@ -508,15 +529,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _loss(value: Any) -> str:
+def _loss(value: Any) -> Any:
     kind = value if isinstance(value, str) else value.get("class_name")
     config = {} if isinstance(value, str) else value.get("config", {})
     if kind not in _LOSSES:
         raise UnsupportedKerasModel(f"loss {kind!r}: not supported (categorical or sparse categorical cross-entropy)")
-    for key, default in (("from_logits", False), ("label_smoothing", 0.0), ("axis", -1)):
-        if config.get(key, default) != default:
-            raise UnsupportedKerasModel(f"loss {kind}: {key}={config[key]!r} cannot be expressed in a spec")
-    return _LOSSES[kind]
+    if config.get("axis", -1) != -1:
+        raise UnsupportedKerasModel(f"loss {kind}: axis={config['axis']!r} cannot be expressed in a spec")
+    options = {
+        "from_logits": bool(config.get("from_logits", False)),
+        "label_smoothing": _plain(config.get("label_smoothing", 0.0)),
+    }
+    if options == {"from_logits": False, "label_smoothing": 0.0}:
+        return _LOSSES[kind]
+    return {"type": _LOSSES[kind], **options}
 
 
 # -- the public entry points ------------------------------------------------------------------
