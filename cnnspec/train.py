@@ -187,7 +187,10 @@ def train(
     if settings.backend not in TRAINING_BACKENDS:
         raise RunError(f"backend {settings.backend!r} cannot train; use one of: {', '.join(TRAINING_BACKENDS)}")
     framework = training_backend(settings.backend)  # a missing framework fails before anything is written
-    images = _dataset(data, validation_data, settings, follow_symlinks)
+    # a resumed run reads its own source (the CLI passes its default name); only arrays are given again
+    images = _dataset(
+        None if resume is not None and isinstance(data, str) else data, validation_data, settings, follow_symlinks
+    )
     dataset = fit_to_spec(images, spec.input_shape, spec.num_classes, settings.resize)
     _check_writable(paths.root, spec)
     scalars = None

@@ -19,7 +19,7 @@ from cnnspec.keras_import import UnsupportedKerasModel, import_keras
 from cnnspec.load import dump_spec
 from cnnspec.weights import random_weights
 from tests.cli.helpers import assert_clean_failure, cnnspec as run_cli
-from tests.conftest import SPECS
+from tests.conftest import ROOT, SPECS
 
 kb = pytest.importorskip("cnnspec.backends.keras_backend")
 keras = pytest.importorskip("keras")
@@ -164,7 +164,7 @@ def test_not_a_keras_file_is_a_clear_error(tmp_path):
 
 
 def test_the_imported_run_fine_tunes_with_resume(tmp_path):
-    spec = cnnspec.load_spec(SPECS[0])  # digits_cnn: trains on the built-in digits
+    spec = cnnspec.load_spec(ROOT / "specs" / "digits_cnn.yaml")  # trains on the built-in digits
     model = kb.build(spec, random_weights(spec, seed=2))
     model.save(tmp_path / "m.keras")
     proc = run_cli("import", "keras", tmp_path / "m.keras", "-o", tmp_path / "s.yaml", "--run", tmp_path / "run")
