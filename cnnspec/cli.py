@@ -340,9 +340,9 @@ def import_keras(
         if run_dir is not None and weights is None:
             raise CnnspecError(f"{model}: a model config without weights cannot make a run; save the whole model")
         fmt = "json" if output.suffix.lower() == ".json" else "yaml"
-        atomic_write_bytes(output, dump_spec(spec, fmt).encode())
-        if run_dir is not None and weights is not None:
+        if run_dir is not None and weights is not None:  # refuses an existing run before anything is written
             write_imported_run(spec, weights, run_dir, data)
+        atomic_write_bytes(output, dump_spec(spec, fmt).encode())
     report = spec.summary()
     typer.echo(f"Wrote {output}: {len(spec.layers)} layers, {report.total_params:,} parameters")
     if run_dir is not None:

@@ -105,7 +105,8 @@ def _message(kind: str, error: dict[str, Any], field: str | None, value: Any, pl
     if kind == "missing":
         return f"{leaf!r} is required"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        what = next((str(p) for p in reversed(place.loc) if isinstance(p, str)), "item").removesuffix("s")
+        field_name = next((str(p) for p in reversed(place.loc) if isinstance(p, str)), "item")
+        what = {"layers": "layer"}.get(field_name, field_name)
         choices = sorted(place.choices or {})
         if kind == "union_tag_not_found":
             return f"a {what} needs a 'type', one of: {', '.join(choices)}"

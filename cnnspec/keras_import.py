@@ -99,26 +99,24 @@ def _read_json(path: Path) -> KerasDocument:
 
 # -- the graph: a straight chain of layers ----------------------------------------------------
 def _layer_list(model: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
-    """The model's layers in order, checked to form a chain (each fed by the one before)."""
+    """The model's layers in order; a functional model's must have one input and end in its one output."""
     kind, config = model.get("class_name"), model.get("config", {})
     if kind not in ("Sequential", "Functional", "Model"):
         raise UnsupportedKerasModel(f"model class {kind!r} is not supported (a Sequential or Functional model is)")
     layers = list(config.get("layers", []))
     if kind != "Sequential":
-        previous = None
+        inputs, outputs = _flat_names(config.get("input_layers")), _flat_names(config.get("output_layers"))
+        last = layers[-1]["config"].get("name") if layers else None
+        if len(inputs) > 1 or len(outputs) > 1:
+            raise UnsupportedKerasModel(f"the model has inputs {inputs} and outputs {outputs}: a spec has one of each")
+        if outputs and outputs != [last]:
+            raise UnsupportedKerasModel(f"the model's output is {outputs}, not its last layer {last!r}")
         for layer in layers:
-            inbound = _inbound(layer)
-            if previous is not None and inbound != [previous]:
-                shown = ", ".join(inbound) or "none"
+            if len(layer.get("inbound_nodes", [])) > 1:
+                name = layer["config"].get("name")
                 raise UnsupportedKerasModel(
-                    f"layer {layer['config'].get('name')!r} ({layer['class_name']}) takes its input from {shown}, "
-                    f"not the layer before it ({previous}): non-sequential graphs (skip connections, several "
-                    "inputs or outputs) cannot be imported until cnnspec specs can branch"
+                    f"layer {name!r} ({layer['class_name']}) is called more than once (a shared layer)"
                 )
-            previous = layer["config"].get("name")
-        outputs = _flat_names(config.get("output_layers"))
-        if outputs and outputs != [previous]:
-            raise UnsupportedKerasModel(f"the model's output is {outputs}, not its last layer {previous!r}")
     return layers, config.get("name") or "model"
 
 
@@ -368,6 +366,12 @@ def _augmentation(kind: str, *fields: str) -> Callable[[_Layer], dict[str, Any]]
 
 _RESAMPLING = ("fill_mode", "fill_value")
 
+
+def _concatenate(layer: _Layer) -> dict[str, Any]:
+    layer.require("axis", -1, 3)
+    return {"type": "concatenate"}
+
+
 # Keras class -> spec layer. The cnnspec pools (and cnnspec's explicit-window convolutions, which TensorFlow
 # needs for a few geometries) are cnnspec's own registered Keras layers with Keras's configs.
 CONVERTERS: dict[str, Callable[[_Layer], dict[str, Any]]] = {
@@ -395,6 +399,8 @@ CONVERTERS: dict[str, Callable[[_Layer], dict[str, Any]]] = {
     "Activation": _activation_layer,
     "Rescaling": _rescaling,
     "ZeroPadding2D": _zero_padding,
+    "Add": lambda layer: {"type": "add"},
+    "Concatenate": _concatenate,
 }
 
 
@@ -416,10 +422,27 @@ def _input_shape(entries: list[dict[str, Any]]) -> tuple[list[int], list[dict[st
 
 
 def spec_document(model: dict[str, Any], compile_config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The spec (a plain dict) equivalent to a Keras model config; ``UnsupportedKerasModel`` names what cannot be."""
+    """The spec (a plain dict) equivalent to a Keras model config; ``UnsupportedKerasModel`` names what cannot be.
+
+    A functional model's connections become ``inputs`` where a layer reads anything but the layer before it.
+    """
+    if not isinstance(model, dict) or not isinstance(model.get("config", {}), dict):
+        raise UnsupportedKerasModel("not a Keras model configuration (expected a mapping with class_name and config)")
+    try:
+        return _spec_document(model, compile_config)
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as err:  # a damaged or hand-edited config
+        raise UnsupportedKerasModel(f"the model configuration is malformed ({type(err).__name__}: {err})") from None
+
+
+def _spec_document(model: dict[str, Any], compile_config: dict[str, Any] | None) -> dict[str, Any]:
     entries, name = _layer_list(model)
+    input_name = (
+        entries[0].get("config", {}).get("name") if entries and entries[0].get("class_name") == "InputLayer" else None
+    )
     input_shape, entries = _input_shape(entries)
-    layers = []
+    functional = model.get("class_name") != "Sequential"
+    converted: dict[str, tuple[dict[str, Any], list[str]]] = {}  # name -> (fields, the layers it reads)
+    previous = "input"
     for entry in entries:
         layer = _Layer(entry)
         convert = CONVERTERS.get(layer.kind)
@@ -432,12 +455,43 @@ def spec_document(model: dict[str, Any], compile_config: dict[str, Any] | None =
             raise layer.refuse("class", f"{layer.kind} is not supported: {why}")
         fields = convert(layer)
         layer.finish()
-        layers.append({**fields, "name": layer.name})
+        sources = ["input" if s == input_name else s for s in _inbound(entry)] if functional else [previous]
+        converted[layer.name] = (fields, sources or [previous])
+        previous = layer.name
+    layers = []
+    previous = "input"
+    for layer_name in _evaluation_order(converted, previous_name=previous):
+        fields, sources = converted[layer_name]
+        layers.append({**fields, "name": layer_name, **({"inputs": sources} if sources != [previous] else {})})
+        previous = layer_name
     document: dict[str, Any] = {"name": name, "input_shape": input_shape, "layers": layers}
     training = _training(compile_config)
     if training:
         document["training"] = training
     return document
+
+
+def _evaluation_order(layers: dict[str, tuple[dict[str, Any], list[str]]], previous_name: str) -> list[str]:
+    """The layers in the order a spec writes them: each after its inputs, a branch's inputs in order.
+
+    Keras saves a functional model's layers in an order of its own (by depth); this one is what a
+    person writes (a block's main path, then its shortcut, then the merge), so a spec round-trips.
+    """
+    order: list[str] = []
+    placed = {"input"}
+    last = next(reversed(layers)) if layers else previous_name
+    stack: list[tuple[str, bool]] = [(last, False)]
+    while stack:  # depth-first, emitting a layer once all its inputs are out (no recursion limit on deep nets)
+        name, expanded = stack.pop()
+        if name in placed:
+            continue
+        if expanded:
+            placed.add(name)
+            order.append(name)
+            continue
+        stack.append((name, True))
+        stack.extend((source, False) for source in reversed(layers[name][1]) if source not in placed)
+    return order
 
 
 # -- training --------------------------------------------------------------------------------
@@ -489,13 +543,15 @@ def _optimizer(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         value = {"class_name": value, "config": {}}
     kind = value.get("class_name")
-    kind = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}.get(kind, kind)
+    kind = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}.get(kind, kind)
     if kind not in _OPTIMIZER_FIELDS:
-        raise UnsupportedKerasModel(f"optimizer {kind}: not supported (Adam, SGD and RMSprop are)")
+        raise UnsupportedKerasModel(f"optimizer {kind}: not supported ({', '.join(_OPTIMIZER_FIELDS)} are)")
     spec_type, fields = _OPTIMIZER_FIELDS[kind]
     config = value.get("config", {})
     for key, default in _OPTIMIZER_DEFAULTS.items():
-        if config.get(key, default) not in (default, 0, 0.0) or (key == "amsgrad" and config.get(key)):
+        # 0 and 1 accumulation steps both mean "every batch"
+        harmless = (default, 0, 0.0, 1) if key == "gradient_accumulation_steps" else (default, 0, 0.0)
+        if config.get(key, default) not in harmless or (key == "amsgrad" and config.get(key)):
             raise UnsupportedKerasModel(f"optimizer {kind}: {key}={config[key]!r} cannot be expressed in a spec")
     fields_out = {"type": spec_type, **{key: _plain(config[key]) for key in fields if key in config}}
     if config.get("weight_decay") is not None:
@@ -534,8 +590,9 @@ def _loss(value: Any) -> Any:
     config = {} if isinstance(value, str) else value.get("config", {})
     if kind not in _LOSSES:
         raise UnsupportedKerasModel(f"loss {kind!r}: not supported (categorical or sparse categorical cross-entropy)")
-    if config.get("axis", -1) != -1:
-        raise UnsupportedKerasModel(f"loss {kind}: axis={config['axis']!r} cannot be expressed in a spec")
+    for key, default in (("axis", -1), ("reduction", "sum_over_batch_size"), ("ignore_class", None)):
+        if config.get(key, default) != default:
+            raise UnsupportedKerasModel(f"loss {kind}: {key}={config[key]!r} cannot be expressed in a spec")
     options = {
         "from_logits": bool(config.get("from_logits", False)),
         "label_smoothing": _plain(config.get("label_smoothing", 0.0)),
@@ -593,13 +650,6 @@ def _weights_of(model: Any, spec: ModelSpec) -> Weights:
     return keras_backend.get_weights(model)
 
 
-def _first_rate(rate: Any) -> float:
-    """The learning rate a run starts with: the number, or a schedule's first value."""
-    if isinstance(rate, (int, float)):
-        return float(rate)
-    return float(getattr(rate, "initial_learning_rate", None) or rate.values[0])
-
-
 def write_imported_run(spec: ModelSpec, weights: Weights, run_dir: str | Path, data: str = "digits") -> Path:
     """A run directory holding the imported weights: evaluate, export, report and parity work on it, and
     ``cnnspec train --resume DIR`` fine-tunes it (its checkpoint is "epoch 0": these weights, a fresh optimizer)."""
@@ -610,26 +660,21 @@ def write_imported_run(spec: ModelSpec, weights: Weights, run_dir: str | Path, d
     from .weights import save_arrays, save_weights, spec_hash
 
     paths = RunPaths(Path(run_dir))
-    if paths.run.exists() or paths.state.exists():
-        raise CnnspecError(f"{paths.root} already holds a run; pick another --run directory")
+    if paths.root.exists() and any(paths.root.iterdir()):
+        raise CnnspecError(f"{paths.root} is not empty; pick a new --run directory")
     training = spec.training
     settings = RunSettings(
         backend="keras",
         data=data,
         epochs=training.epochs,
         batch_size=training.batch_size,
-        learning_rate=_first_rate(training.optimizer.learning_rate),
+        learning_rate=training.optimizer.initial_learning_rate,
         seed=training.seed,
         validation_split=training.validation_split,
         precision="fp32",
         precision_reason="imported from Keras",
     )
-    save_weights(paths.epoch_file(0, "model"), weights, spec)
-    save_arrays(paths.epoch_file(0, "optimizer"), {})
-    write_json(
-        paths.state, {"epoch": 0, "best_epoch": 0, "best_value": None, "monitor_best": None, "wait": 0, "history": {}}
-    )
-    save_weights(paths.weights, weights, spec)
+    # spec and settings first (what makes it a run directory), the checkpoint state last (its commit point)
     write_json(paths.spec, spec.to_dict())
     write_json(
         paths.run,
@@ -641,5 +686,11 @@ def write_imported_run(spec: ModelSpec, weights: Weights, run_dir: str | Path, d
             "imported": True,
             "class_names": spec.class_names,
         },
+    )
+    save_weights(paths.weights, weights, spec)
+    save_weights(paths.epoch_file(0, "model"), weights, spec)
+    save_arrays(paths.epoch_file(0, "optimizer"), {})
+    write_json(
+        paths.state, {"epoch": 0, "best_epoch": 0, "best_value": None, "monitor_best": None, "wait": 0, "history": {}}
     )
     return paths.root

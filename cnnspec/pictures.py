@@ -48,8 +48,7 @@ def _conv_layer(model: Any, layer: str | None) -> Any:
 def filters(model: Any, layer: str | None = None) -> Picture:
     """A conv layer's learned kernels, one tile per filter (default: the first conv layer)."""
     chosen = _conv_layer(model, layer)
-    weights = model.get_weights()
-    kernel = weights.get(f"{chosen.name}/kernel", weights.get(f"{chosen.name}/depthwise_kernel"))
+    kernel = model.get_weights()[f"{chosen.name}/{chosen.filter_variable()}"]
     return Picture(figures.filters_figure(kernel, chosen.name), f"filters of {chosen.name}")
 
 

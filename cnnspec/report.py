@@ -124,7 +124,7 @@ def build_report(
     if convs:
         pictures["filters"] = (
             f"Filters of {convs[0].name}",
-            figures.filters_figure(weights[f"{convs[0].name}/kernel"], convs[0].name),
+            figures.filters_figure(weights[f"{convs[0].name}/{convs[0].filter_variable()}"], convs[0].name),
         )
         outputs = model.layer_outputs(x[image : image + 1])
         for layer, out in zip(spec.layers, outputs):

@@ -92,6 +92,8 @@ class LayerShape:
     params: int
     trainable_params: int
     keras_class: str = ""
+    inputs: tuple[str, ...] = ()  # the layers (or "input") it reads, in order
+    input_shapes: tuple[Shape, ...] = ()  # their shapes (``input_shape`` is the first)
 
     @property
     def non_trainable_params(self) -> int:
@@ -121,6 +123,12 @@ class ShapeReport:
         return self.layers[-1].output_shape
 
     @property
+    def is_graph(self) -> bool:
+        """True when some layer reads anything but the layer before it (a skip, a branch, a merge)."""
+        previous = [INPUT, *(layer.name for layer in self.layers[:-1])]
+        return any(layer.inputs != (before,) for layer, before in zip(self.layers, previous))
+
+    @property
     def total_params(self) -> int:
         return sum(layer.params for layer in self.layers)
 
@@ -139,24 +147,31 @@ class ShapeReport:
             "name": self.name,
             "input_shape": list(self.input_shape),
             "output_shape": list(self.output_shape),
-            "layers": [layer.to_dict() for layer in self.layers],
+            # a graph's layers also say what they read (a straight spec's output keeps its documented form)
+            "layers": [
+                {**layer.to_dict(), "inputs": list(layer.inputs)} if self.is_graph else layer.to_dict()
+                for layer in self.layers
+            ],
             "total_params": self.total_params,
             "trainable_params": self.trainable_params,
             "non_trainable_params": self.non_trainable_params,
         }
 
     def table(self) -> str:
-        """A Keras-style summary: layer (type), output shape with batch as None, params."""
-        rows = [("Layer (type)", "Output Shape", "Param #")]
+        """A Keras-style summary: layer (type), output shape with batch as None, params; a graph adds
+        Keras's functional "Connected to" column."""
+        graph = self.is_graph
+        rows = [("Layer (type)", "Output Shape", "Param #", *(("Connected to",) if graph else ()))]
         for layer in self.layers:
-            shape = "(None, " + ", ".join(str(d) for d in layer.output_shape) + ")"
-            rows.append((f"{layer.name} ({layer.keras_class})", shape, f"{layer.params:,}"))
-        widths = [max(len(row[col]) for row in rows) + 2 for col in range(3)]
+            cells = (f"{layer.name} ({layer.keras_class})", _batch_shape(layer.output_shape), f"{layer.params:,}")
+            rows.append((*cells, *((", ".join(layer.inputs),) if graph else ())))
+        widths = [max(len(row[col]) for row in rows) + 2 for col in range(len(rows[0]))]
         widths[2] = max(widths[2], 10)
-        rule_len = sum(widths)
+        rule_len = sum(widths) + (2 if graph else 0)
 
-        def line(row: tuple[str, str, str]) -> str:
-            return row[0].ljust(widths[0]) + row[1].ljust(widths[1]) + row[2].rjust(widths[2])
+        def line(row: tuple[str, ...]) -> str:
+            text = row[0].ljust(widths[0]) + row[1].ljust(widths[1]) + row[2].rjust(widths[2])
+            return text + ("  " + row[3] if graph else "")
 
         out = [f'Model: "{self.name}"', "─" * rule_len, line(rows[0]), "━" * rule_len]
         out += [line(row) for row in rows[1:]]
@@ -176,15 +191,24 @@ class ShapeReport:
         """The summary as an HTML table (Jupyter)."""
         from .display import html_table
 
-        rows = [("input", "InputLayer", _batch_shape(self.input_shape), "0")]
-        rows += [(li.name, li.keras_class, _batch_shape(li.output_shape), f"{li.params:,}") for li in self.layers]
+        graph = self.is_graph
+        rows = [("input", "InputLayer", _batch_shape(self.input_shape), "0", *(("",) if graph else ()))]
+        rows += [
+            (
+                li.name,
+                li.keras_class,
+                _batch_shape(li.output_shape),
+                f"{li.params:,}",
+                *((", ".join(li.inputs),) if graph else ()),
+            )
+            for li in self.layers
+        ]
         totals = (
             f"Total params: {self.total_params:,} · trainable {self.trainable_params:,} · "
             f"non-trainable {self.non_trainable_params:,}"
         )
-        return html_table(("Layer", "Type", "Output Shape", "Param #"), rows, caption=f'Model "{self.name}"') + (
-            f"<p>{totals}</p>"
-        )
+        headers = ("Layer", "Type", "Output Shape", "Param #", *(("Connected to",) if graph else ()))
+        return html_table(headers, rows, caption=f'Model "{self.name}"') + (f"<p>{totals}</p>")
 
 
 def _batch_shape(shape: Shape) -> str:
@@ -200,21 +224,68 @@ def format_bytes(size: float) -> str:
     raise AssertionError("unreachable")
 
 
+INPUT = "input"  # how ``inputs`` names the model input (no layer may be called that)
+
+
 def infer_shapes(spec: ModelSpec) -> ShapeReport:
-    """Walk the layers; raise ``SpecError`` naming the first layer that does not fit."""
-    shape: Shape = tuple(spec.input_shape)
-    layers = []
+    """Walk the layers in order (each reads earlier layers: by default the one before it); raise
+    ``SpecError`` naming the first layer that does not fit, or a layer whose output nothing reads."""
+    shapes: dict[str, Shape] = {INPUT: tuple(spec.input_shape)}
+    later = {layer.name: index for index, layer in enumerate(spec.layers)}
+    read: set[str] = set()
+    layers: list[LayerShape] = []
+    previous = INPUT
     for index, layer in enumerate(spec.layers):
         name = layer.name or f"{layer.type}_{index}"
+        sources = list(layer.inputs) if layer.inputs is not None else [previous]
         try:
-            out = layer.output_shape(shape)
-            trainable, frozen = layer.param_counts(shape)
+            ins = [_source_shape(source, shapes, later, index) for source in sources]
+            out = _layer_output(layer, sources, ins)
+            trainable, frozen = layer.param_counts(ins[0])
         except ShapeViolation as err:
             raise SpecError(SpecIssue(str(err), index, name, err.field, err.rule, err.value)) from None
-        layers.append(LayerShape(index, name, layer.type, shape, out, trainable + frozen, trainable, layer.keras_class))
-        shape = out
+        read.update(sources)
+        layers.append(LayerShape(
+            index, name, layer.type, ins[0], out, trainable + frozen, trainable, layer.keras_class,
+            tuple(sources), tuple(ins),
+        ))  # fmt: skip
+        shapes[name] = out
+        previous = name
+    for info in layers[:-1]:
+        if info.name not in read:
+            raise SpecError(SpecIssue(
+                f"nothing reads the output of {info.name!r} (a dead branch): the last layer is the model's only "
+                "output, so every other layer must feed a later one", info.index, info.name, "inputs", "dead_branch",
+            ))  # fmt: skip
     _check_loss_output(spec, layers[-1])
     return ShapeReport(spec.name, tuple(spec.input_shape), tuple(layers))
+
+
+def _source_shape(source: str, shapes: dict[str, Shape], later: dict[str, int], index: int) -> Shape:
+    if source in shapes:
+        return shapes[source]
+    if source in later:
+        raise ShapeViolation(
+            f"input {source!r} is layer {later[source]}, which comes later: layers run in the order they are "
+            "listed, so a layer can only read earlier ones", "inputs", "input_order", source,
+        )  # fmt: skip
+    known = ", ".join([INPUT, *list(shapes)[1:]][-6:])
+    raise ShapeViolation(f"no layer named {source!r} before this one (known: {known})", "inputs", "input_name", source)
+
+
+def _layer_output(layer: Any, sources: list[str], shapes: list[Shape]) -> Shape:
+    if layer.merges:
+        if len(sources) < 2:
+            raise ShapeViolation(
+                f"{layer.type} merges two or more inputs, got {len(sources)}", "inputs", "merge_inputs", sources
+            )
+        return layer.merge_shape(shapes)
+    if len(sources) != 1:
+        raise ShapeViolation(
+            f"{layer.type} reads one input, got {len(sources)} ({', '.join(sources)}): merge them with add or "
+            "concatenate first", "inputs", "one_input", sources,
+        )  # fmt: skip
+    return layer.output_shape(shapes[0])
 
 
 def _check_loss_output(spec: ModelSpec, last: LayerShape) -> None:

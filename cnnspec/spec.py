@@ -17,6 +17,7 @@ below is derived from the registry.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
@@ -43,7 +44,7 @@ from .registry import (
     register_optimizer,
 )
 from .schedules import SCHEDULES
-from .shapes import ShapeReport, infer_shapes
+from .shapes import INPUT, ShapeReport, infer_shapes
 
 LAYER_TYPES = tuple(LAYER_CLASSES)
 if TYPE_CHECKING:  # what a type checker can know: some registered LayerSpec
@@ -401,10 +402,12 @@ class ModelSpec(SpecModel):
     @field_validator("layers", mode="before")
     @classmethod
     def _default_names(cls, value: Any) -> Any:
-        """Keras class names -> type names; a layer without a name gets ``<type>_<index>``."""
+        """Keras class names -> type names; a layer without a name gets ``<type>_<index>``; ``inputs``
+        naming just the layer before (the default) is dropped, so one network has one form."""
         if not isinstance(value, list):
             return value
-        return [_named(canonical_type(item, LAYER_ALIASES), index) for index, item in enumerate(value)]
+        named = [_named(canonical_type(item, LAYER_ALIASES), index) for index, item in enumerate(value)]
+        return [_without_default_inputs(item, named[index - 1] if index else None) for index, item in enumerate(named)]
 
     @model_validator(mode="after")
     def _unique_names_and_shapes(self) -> ModelSpec:
@@ -422,6 +425,11 @@ class ModelSpec(SpecModel):
                         value=layer.name,
                     )
                 )
+            if layer.name == INPUT:
+                duplicates.append(SpecIssue(
+                    f"{INPUT!r} names the model input in `inputs`; call this layer something else",
+                    layer=index, name=layer.name, field="name", rule="reserved_name", value=layer.name,
+                ))  # fmt: skip
             first_use.setdefault(layer.name, index)
         if duplicates:
             raise SpecError(duplicates)
@@ -462,6 +470,11 @@ class ModelSpec(SpecModel):
         """Shapes and parameter counts per layer; ``str()`` of it is the Keras-style table."""
         return self._report
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> ModelSpec:
+        """A copy with ``update`` applied, validated and summarised again (a changed copy is never stale)."""
+        copied = super().model_copy(update=update, deep=deep)
+        return type(self).model_validate(copied.model_dump())
+
     def _repr_html_(self) -> str:
         """Jupyter shows a spec as its summary table."""
         return self._report._repr_html_()
@@ -469,17 +482,36 @@ class ModelSpec(SpecModel):
     def to_dict(self) -> dict[str, Any]:
         """The canonical form: every field, canonical type names, JSON-ready."""
         data = self.model_dump(mode="json")
-        # type and name first; optional layer fields left unset (None) are left out, as before they existed
-        data["layers"] = [
-            {"type": layer["type"], "name": layer["name"]}
-            | {k: v for k, v in layer.items() if k not in ("type", "name") and v is not None}
-            for layer in data["layers"]
-        ]
+        # type and name first; optional layer fields left unset (None) are left out, as before they existed,
+        # and so is `inputs` naming just the layer before (the default), so one network has one canonical form
+        layers, previous = [], INPUT
+        for layer in data["layers"]:
+            default = layer.get("inputs") == [previous]
+            kept = {k: v for k, v in layer.items() if k not in ("type", "name") and v is not None}
+            layers.append(
+                {"type": layer["type"], "name": layer["name"]}
+                | ({k: v for k, v in kept.items() if k != "inputs"} if default else kept)
+            )
+            previous = layer["name"]
+        data["layers"] = layers
         return data
 
     @property
     def num_classes(self) -> int:
         return self.summary().output_shape[0]
+
+
+def _without_default_inputs(item: Any, before: Any) -> Any:
+    previous = INPUT if before is None else (before.name if isinstance(before, LayerSpec) else _name_of(before))
+    if isinstance(item, LayerSpec):
+        return item.model_copy(update={"inputs": None}) if item.inputs == [previous] else item
+    if isinstance(item, dict) and item.get("inputs") == [previous] and previous is not None:
+        return {key: value for key, value in item.items() if key != "inputs"}
+    return item
+
+
+def _name_of(item: Any) -> Any:
+    return item.get("name") if isinstance(item, dict) else None
 
 
 def _named(item: Any, index: int) -> Any:

@@ -76,6 +76,15 @@ LAYER_CASES: dict[str, list[tuple[dict, tuple[int, ...]]]] = {
         ({"type": "random_contrast", "factor": 0.5}, (6, 5, 3)),
         ({"type": "random_contrast", "factor": [0.2, 1]}, (4, 4, 1)),
     ],
+    # merges read two or more earlier outputs: here the input (or the flattened input) twice
+    "add": [
+        ({"type": "add", "inputs": ["input", "input"]}, (4, 5, 2)),
+        ({"type": "add", "inputs": ["flatten_0", "flatten_0", "flatten_0"]}, (6,)),
+    ],
+    "concatenate": [
+        ({"type": "concatenate", "inputs": ["input", "input"]}, (4, 5, 2)),
+        ({"type": "concatenate", "inputs": ["flatten_0", "flatten_0"]}, (6,)),
+    ],
     "max_pool2d": [({"type": "max_pool2d", "pool_size": 3, "strides": 2, "padding": "same"}, (8, 7, 2))],
     "avg_pool2d": [({"type": "avg_pool2d", "pool_size": [2, 3], "strides": [1, 2], "padding": "same"}, (7, 8, 2))],
     "min_pool2d": [({"type": "min_pool2d", "pool_size": 3, "strides": 2, "padding": "same"}, (8, 7, 2))],

@@ -40,7 +40,7 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> np.nda
 
 def layer_outputs(model: keras.Model, x: np.ndarray) -> list[np.ndarray]:
     """Every spec layer's output for ``x`` (channels-last)."""
-    probe = keras.Model(model.input, [layer.output for layer in model.layers[1:]])
+    probe = keras.Model(model.input, [model.get_layer(layer.name).output for layer in model._cnnspec_spec.layers])
     outputs = probe(np.asarray(x, dtype=np.float32), training=False)
     return [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
 

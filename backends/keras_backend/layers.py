@@ -16,8 +16,10 @@ from keras import layers, ops
 
 from cnnspec.layers import (
     Activation,
+    Add as AddSpec,
     AvgPool2D,
     BatchNorm,
+    Concatenate,
     Conv2D,
     Dense,
     DepthwiseConv2D,
@@ -221,6 +223,16 @@ _POOLS: dict[type[LayerSpec], Callable[..., layers.Layer]] = {
 @builds(*_POOLS)
 def _pool(layer: Any, shape: tuple, seed: int) -> layers.Layer:
     return _POOLS[type(layer)](tuple(layer.pool_size), tuple(layer.strides), layer.padding, name=layer.name)
+
+
+@builds(AddSpec)
+def _add(layer: AddSpec, shape: tuple, seed: int) -> layers.Layer:
+    return layers.Add(name=layer.name)
+
+
+@builds(Concatenate)
+def _concatenate(layer: Concatenate, shape: tuple, seed: int) -> layers.Layer:
+    return layers.Concatenate(axis=-1, name=layer.name)
 
 
 @builds(GlobalAvgPool2D)

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from cnnspec.layers import LayerSpec
+from cnnspec.shapes import INPUT
 from cnnspec.spec import ModelSpec
 from cnnspec.weights import Weights, check_weights, expected_weights
 
@@ -28,11 +29,13 @@ def compile_model(spec: ModelSpec, seed: int = 0, precision: str = "fp32") -> ke
     previous = keras.config.dtype_policy()
     try:
         inputs = keras.Input(shape=tuple(spec.input_shape))
-        x = inputs
+        tensors = {INPUT: inputs}  # each layer's output by name: later layers read them (``inputs``)
         last = len(spec.layers) - 1
         for index, (layer, info) in enumerate(zip(spec.layers, report.layers)):
             keras.config.set_dtype_policy(POLICIES[precision] if index < last else "float32")
-            x = BUILDERS[type(layer)](layer, info.input_shape, seed * 1000 + index)(x)
+            ins = [tensors[source] for source in info.inputs]
+            built = BUILDERS[type(layer)](layer, info.input_shape, seed * 1000 + index)
+            tensors[layer.name] = x = built(ins if layer.merges else ins[0])
     finally:
         keras.config.set_dtype_policy(previous)
     model = keras.Model(inputs, x, name=spec.name)

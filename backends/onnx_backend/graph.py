@@ -18,8 +18,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from cnnspec.layers import (
     Activation,
+    Add as AddSpec,
     AvgPool2D,
     BatchNorm,
+    Concatenate,
     Conv2D,
     Dense,
     DepthwiseConv2D,
@@ -92,7 +94,7 @@ def _activate(g: Graph, x: str, activation: str, name: str) -> str:
 
 
 # -- layers: one builder per spec class ------------------------------------------------------
-Builder = Callable[[Graph, Any, str, tuple], str]
+Builder = Callable[[Graph, Any, Any, tuple], str]  # input: a tensor name (a list of them for merges)
 BUILDERS: dict[type[LayerSpec], Builder] = {}
 B = TypeVar("B", bound=Builder)
 
@@ -289,6 +291,16 @@ def _dense(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     gemm_out = layer.name if layer.activation == "linear" else f"{layer.name}/gemm"
     y = g.node("Gemm", inputs, gemm_out, transB=1)
     return y if layer.activation == "linear" else _activate(g, y, layer.activation, layer.name)
+
+
+@builds(AddSpec)
+def _add(g: Graph, layer: AddSpec, xs: list[str], shape: tuple) -> str:
+    return g.node("Sum", xs, layer.name)
+
+
+@builds(Concatenate)
+def _concatenate(g: Graph, layer: Concatenate, xs: list[str], shape: tuple) -> str:
+    return g.node("Concat", xs, layer.name, axis=1)  # channels: NCHW axis 1, and the features of a flat input
 
 
 @builds(Dropout)

@@ -20,8 +20,10 @@ from torch import nn
 
 from cnnspec.layers import (
     Activation,
+    Add as AddSpec,
     AvgPool2D,
     BatchNorm as BatchNormSpec,
+    Concatenate,
     Conv2D,
     Dense,
     DepthwiseConv2D,
@@ -381,6 +383,33 @@ _WINDOW_POOLS: dict[type[LayerSpec], type[nn.Module]] = {
 @builds(*_WINDOW_POOLS)
 def _pool(layer: Any, shape: tuple) -> TorchLayer:
     return TorchLayer([_WINDOW_POOLS[type(layer)](layer, shape)])
+
+
+class AddInputs(nn.Module):
+    """Keras Add: the inputs summed in order."""
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        total = xs[0]
+        for x in xs[1:]:
+            total = total + x
+        return total
+
+
+class ConcatenateChannels(nn.Module):
+    """Keras Concatenate on the last axis: channels, NCHW dim 1 (the features of a flat input too)."""
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(xs, dim=1)
+
+
+@builds(AddSpec)
+def _add(layer: AddSpec, shape: tuple) -> TorchLayer:
+    return TorchLayer([AddInputs()])
+
+
+@builds(Concatenate)
+def _concatenate(layer: Concatenate, shape: tuple) -> TorchLayer:
+    return TorchLayer([ConcatenateChannels()])
 
 
 @builds(GlobalAvgPool2D)

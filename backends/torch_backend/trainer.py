@@ -19,6 +19,7 @@ from cnnspec.schedules import shortest_float32
 from cnnspec.spec import TrainingSpec
 from cnnspec.streams import stream_batches
 
+from .augment import seed_augmentations
 from .model import CompiledModel, to_nchw
 from .optimizers import make_optimizer
 from .weights import variables
@@ -133,6 +134,7 @@ class Trainer:
 
     def fit_epoch(self, data: Any, order: np.ndarray, batch_size: int, seed: int, progress: Progress | None = None):
         torch.manual_seed(seed)  # dropout masks: the same seed and epoch give the same run
+        seed_augmentations(self.model.blocks, seed)  # and augmentation draws, so a resumed run repeats exactly
         self.model.train()
         total_loss = torch.zeros((), dtype=torch.float64)
         correct = torch.zeros((), dtype=torch.int64)

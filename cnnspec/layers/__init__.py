@@ -7,11 +7,12 @@ its cases in ``tests/layer_cases.py``; CONTRIBUTING.md has the list.
 
 from __future__ import annotations
 
-from . import augmentation, conv, core, normalization, pooling, preprocessing, reshaping
+from . import augmentation, conv, core, merge, normalization, pooling, preprocessing, reshaping
 from .augmentation import *  # noqa: F403
 from .base import LayerSpec, WindowedLayer
 from .conv import *  # noqa: F403
 from .core import *  # noqa: F403
+from .merge import *  # noqa: F403
 from .normalization import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .preprocessing import *  # noqa: F403
@@ -23,6 +24,7 @@ __all__ = [
     *augmentation.__all__,
     *conv.__all__,
     *core.__all__,
+    *merge.__all__,
     *normalization.__all__,
     *pooling.__all__,
     *preprocessing.__all__,

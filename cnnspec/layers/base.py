@@ -9,7 +9,9 @@ summary and the weights files can never disagree.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
+
+from pydantic import Field
 
 from ..fields import LayerName, Regularizer, SpecModel
 from ..shapes import Shape, ShapeViolation, Window, WindowPlan, single_window_plan, window
@@ -25,12 +27,15 @@ class LayerSpec(SpecModel):
     convolutional: ClassVar[bool] = False
     # acts in training only, the identity at inference (random augmentation): exported inference files leave it out
     training_only: ClassVar[bool] = False
+    merges: ClassVar[bool] = False  # reads two or more inputs (add, concatenate): its shape rule is merge_shape
 
     type: str
     if TYPE_CHECKING:
         name: str  # a layer inside a ModelSpec always has one (the spec fills in `<type>_<index>`)
     else:
         name: LayerName | None = None
+    # the layers it reads, by name ("input": the model input); default: the layer before it
+    inputs: Annotated[list[LayerName], Field(min_length=1)] | None = None
 
     def output_shape(self, input_shape: Shape) -> Shape:
         """The output shape for a channels-last ``input_shape`` (no batch axis); ``ShapeViolation`` if it does not fit."""
@@ -39,6 +44,12 @@ class LayerSpec(SpecModel):
     def variables(self, input_shape: Shape) -> dict[str, Shape]:
         """Canonical variable name -> Keras-layout shape, in Keras's order (none by default)."""
         return {}
+
+    def filter_variable(self) -> str | None:
+        """The canonical variable holding its spatial filters (kh, kw, in, out-or-multiplier), for pictures."""
+        return next(
+            (name for name in self.variables((1, 1, 1)) if name.endswith("kernel") and name != "pointwise_kernel"), None
+        )
 
     def regularizers(self) -> dict[str, Regularizer]:
         """Canonical variable -> the regularizer its loss term uses (only variables that have one)."""

@@ -4,7 +4,7 @@ Round trip: every example spec -> Keras model (compiled with its optimizer and
 loss) -> .keras and .h5 -> import -> the same canonical spec and bit-identical
 weights, and the imported run's ONNX export equals Keras's predict. Plain Keras
 code as course notes write it imports with its parameter counts. Lambda layers,
-unsupported arguments and branching graphs exit 1 naming the layer and write nothing.
+unsupported arguments and shared layers exit 1 naming the layer and write nothing.
 """
 
 from __future__ import annotations
@@ -148,12 +148,27 @@ def test_an_l2_regularizer_imports_as_the_spec_field(tmp_path):
     assert (rule.l1, rule.l2) == (0.0, pytest.approx(0.01))
 
 
-def test_a_skip_connection_is_refused_until_specs_branch(tmp_path):
+def test_a_functional_model_with_a_skip_connection_imports_as_a_graph(tmp_path):
     inputs = keras.Input((8, 8, 2))
     a = layers.Conv2D(2, 3, padding="same", name="a")(inputs)
     b = layers.Conv2D(2, 3, padding="same", name="b")(a)
-    out = layers.Dense(3)(layers.Flatten()(layers.Add(name="skip")([a, b])))
-    _refused(tmp_path, keras.Model(inputs, out), "'skip'", "non-sequential")
+    both = layers.Concatenate(name="both")([layers.Add(name="skip")([a, b]), inputs])
+    model = keras.Model(inputs, layers.Dense(3, name="out")(layers.Flatten(name="flat")(both)))
+    model.save(tmp_path / "m.keras")
+    spec, weights = import_keras(tmp_path / "m.keras")
+    by_name = {layer.name: layer for layer in spec.layers}
+    assert by_name["skip"].inputs == ["a", "b"] and by_name["both"].inputs == ["skip", "input"]
+    assert by_name["b"].inputs is None  # reads the layer before it: the default
+    x = np.random.default_rng(0).random((4, 8, 8, 2), dtype=np.float32)
+    got = cnnspec.build(spec, "torch", weights).predict(x)
+    assert np.abs(got - model.predict(x, verbose=0)).max() < 1e-5
+
+
+def test_a_shared_layer_is_refused(tmp_path):
+    inputs = keras.Input((8, 8, 2))
+    conv = layers.Conv2D(2, 3, padding="same", name="shared")
+    out = layers.Dense(3)(layers.Flatten()(layers.Add()([conv(inputs), conv(conv(inputs))])))
+    _refused(tmp_path, keras.Model(inputs, out), "'shared'", "more than once")
 
 
 def test_not_a_keras_file_is_a_clear_error(tmp_path):
