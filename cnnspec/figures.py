@@ -155,15 +155,19 @@ def data_grid(images: np.ndarray, labels: np.ndarray, names: Sequence[str], titl
 
 
 def architecture_figure(report: Any) -> bytes:
-    """Boxes per layer with output shapes, top to bottom, as Keras's plot_model draws them."""
+    """Boxes per layer with output shapes, top to bottom, as Keras's plot_model draws them; a layer reading
+    anything but the box above it (a skip connection, a merge's other inputs) gets an arrow curving round
+    the right-hand side from each of its sources."""
     plt = _plt()
     boxes = [("input", "InputLayer", report.input_shape)] + [
         (layer.name, layer.keras_class, layer.output_shape) for layer in report.layers
     ]
+    row = {name: index for index, (name, _, _) in enumerate(boxes)}
+    skips = 0
     height = 0.9 * len(boxes) + 0.5
     longest = max(len(f"{name} ({kind})") for name, kind, _ in boxes)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.1 * longest + 1.5), height))  # wide enough for the longest label
-    ax.set_xlim(0, 1)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.1 * longest + 2.0), height))  # wide enough for the longest label
+    ax.set_xlim(0, 1.15)
     ax.set_ylim(-len(boxes) + 0.3, 1)
     ax.axis("off")
     for index, (name, kind, shape) in enumerate(boxes):
@@ -171,7 +175,15 @@ def architecture_figure(report: Any) -> bytes:
         ax.add_patch(plt.Rectangle((0.1, y - 0.3), 0.8, 0.6, facecolor="#e8f0fe", edgecolor="#3b6fb6"))
         ax.text(0.5, y + 0.08, f"{name} ({kind})", ha="center", va="center", fontsize=9, weight="bold")
         ax.text(0.5, y - 0.15, "(None, " + ", ".join(map(str, shape)) + ")", ha="center", va="center", fontsize=8)
-        if index:
-            ax.annotate("", xy=(0.5, y + 0.3), xytext=(0.5, y + 0.7), arrowprops={"arrowstyle": "->"})
+        sources = report.layers[index - 1].inputs if index else ()
+        for source in sources:
+            if row.get(source) == index - 1:
+                ax.annotate("", xy=(0.5, y + 0.3), xytext=(0.5, y + 0.7), arrowprops={"arrowstyle": "->"})
+            elif source in row:  # round the right side: out of the source box, down, into this one
+                lane = 0.94 + 0.04 * (skips % 4)  # side by side when several skips overlap
+                skips += 1
+                top = -row[source]
+                ax.plot([0.9, lane, lane], [top, top, y], color="#b65b3b", linewidth=1)
+                ax.annotate("", xy=(0.9, y), xytext=(lane, y), arrowprops={"arrowstyle": "->", "color": "#b65b3b"})
     ax.set_title(f'"{report.name}": {report.total_params:,} params')
     return _png(fig)
