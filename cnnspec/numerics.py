@@ -85,7 +85,7 @@ def max_difference(got: Any, expected: Any) -> float:
     return float(np.nan_to_num(difference, nan=np.inf, posinf=np.inf).max())
 
 
-def crossentropy(labels: Any, probabilities: Any, logits: Any = None) -> Any:
+def crossentropy(labels: Any, probabilities: Any, logits: Any = None, label_smoothing: float = 0.0) -> Any:
     """Per-sample categorical cross-entropy as Keras computes it, in float64 numpy.
 
     From ``logits`` when the model has them (it ends in a softmax or sigmoid),
@@ -102,4 +102,6 @@ def crossentropy(labels: Any, probabilities: Any, logits: Any = None) -> Any:
     else:
         p = np.asarray(probabilities, dtype=np.float64)
         log_p = np.log(np.clip(p / p.sum(axis=1, keepdims=True), KERAS_EPSILON, 1 - KERAS_EPSILON))
+    if label_smoothing:  # Keras: one-hot targets y * (1 - ls) + ls / classes
+        return -(1.0 - label_smoothing) * log_p[rows, np.asarray(labels)] - label_smoothing * log_p.mean(axis=1)
     return -log_p[rows, np.asarray(labels)]

@@ -22,6 +22,8 @@ OPTIMIZER_CLASSES: dict[str, type[Any]] = {}
 OPTIMIZER_ALIASES: dict[str, str] = {}
 
 C = TypeVar("C", bound=type)
+# set by cnnspec.spec once it has built its unions from the tables: a later registration could not take effect
+SEALED: dict[str, bool] = {"layers": False, "optimizers": False}
 
 
 def type_name(cls: type[Any]) -> str:
@@ -33,12 +35,20 @@ def type_name(cls: type[Any]) -> str:
 
 
 def _register(table: dict[str, type[Any]], aliases: dict[str, str], cls: type[Any], names: tuple[str, ...]) -> None:
+    kind = "layers" if table is LAYER_CLASSES else "optimizers"
+    if SEALED[kind]:
+        raise RuntimeError(
+            f"{cls.__name__} is registered after cnnspec.spec built its {kind}: register it in a module imported "
+            "before cnnspec.spec (as cnnspec.layers does), or it could never be used"
+        )
     name = type_name(cls)
     if name in table and table[name] is not cls:
         raise ValueError(f"type {name!r} is registered twice ({table[name].__name__} and {cls.__name__})")
     table[name] = cls
     for alias in names:
         if alias != name:
+            if aliases.get(alias, name) != name:
+                raise ValueError(f"{cls.__name__}: {alias!r} already names {aliases[alias]!r}")
             aliases[alias] = name
 
 

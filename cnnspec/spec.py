@@ -40,6 +40,7 @@ from .registry import (
     LAYER_CLASSES,
     OPTIMIZER_ALIASES,
     OPTIMIZER_CLASSES,
+    SEALED,
     canonical_type,
     register_optimizer,
 )
@@ -47,6 +48,7 @@ from .schedules import SCHEDULES
 from .shapes import INPUT, ShapeReport, infer_shapes
 
 LAYER_TYPES = tuple(LAYER_CLASSES)
+SEALED["layers"] = True  # the union below is built now: later registrations could not join it
 if TYPE_CHECKING:  # what a type checker can know: some registered LayerSpec
     Layer = LayerSpec
 else:  # what pydantic validates: the union of the registered classes, chosen by `type`
@@ -233,6 +235,7 @@ class RMSprop(OptimizerSpec):
     centered: Bool = False
 
 
+SEALED["optimizers"] = True
 if TYPE_CHECKING:
     Optimizer = OptimizerSpec
 else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -424,7 +424,8 @@ class _Run:
 
         state = read_json(self.paths.state, "checkpoint state")
         state["best_value"] = math.inf if state.get("best_value") is None else state["best_value"]
-        self.progress = _Progress(**state)
+        known = {f.name for f in fields(_Progress)}  # a state.json from another version may hold more
+        self.progress = _Progress(**{key: value for key, value in state.items() if key in known})
         epoch = self.progress.epoch
         self.framework.set_weights(self.model, load_weights(self.paths.epoch_file(epoch, "model"), self.spec))
         self.trainer.load_optimizer_state(load_arrays(self.paths.epoch_file(epoch, "optimizer")))

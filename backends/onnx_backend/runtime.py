@@ -154,19 +154,26 @@ class Predictor:
     def top_k(self, x: Any, k: int = 3) -> list[list[tuple[int, str, float]]]:
         """Per image: the k best (class index, class name, probability)."""
         probs = self.predict(x)
+        if self.spec.training.loss.from_logits:  # the model's output is logits: probabilities are their softmax
+            shifted = np.exp(probs - probs.max(axis=1, keepdims=True))
+            probs = shifted / shifted.sum(axis=1, keepdims=True)
         names = self.class_names or [str(i) for i in range(probs.shape[1])]
         best = np.argsort(-probs, axis=1)[:, :k]
         return [[(int(c), names[c], float(p[c])) for c in row] for row, p in zip(best, probs)]
 
     def loss_and_accuracy(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> dict[str, float]:
-        """Keras's loss: from the "logits" output when the model has one, else from clipped probabilities."""
+        """Keras's loss: from the "logits" output when the model has one (or its output is logits:
+        ``from_logits``), else from clipped probabilities; with the spec's label smoothing. Regularization
+        penalties are not part of it (an inference file has no notion of them)."""
         has_logits = "logits" in self.outputs
+        loss = self.spec.training.loss
         total, correct = 0.0, 0
         x = self._input(x)
         for i in range(0, len(x), batch_size):
             probs, *rest = self.run(x[i : i + batch_size], ["output", "logits"] if has_logits else ["output"])
             labels = y[i : i + batch_size]
-            total += float(crossentropy(labels, probs, rest[0] if has_logits else None).sum())
+            logits = rest[0] if has_logits else (probs if loss.from_logits else None)
+            total += float(crossentropy(labels, probs, logits, loss.label_smoothing).sum())
             correct += int((probs.argmax(axis=1) == labels).sum())
         return {"loss": total / len(x), "accuracy": correct / len(x)}
 

@@ -210,3 +210,33 @@ def test_an_exported_model_runs_where_training_it_would_not_fit(trained_run, tmp
     for args in (["evaluate", model, "--json"], ["predict", model, tmp_path / "x.npy"], ["evaluate", trained_run]):
         result = run_cli(*args, env=tiny)
         assert result.returncode == 0, (args, result.stderr)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        {"type": "sparse_categorical_crossentropy", "from_logits": True},
+        {"type": "categorical_crossentropy", "label_smoothing": 0.2},
+    ],
+)
+def test_an_onnx_file_reports_the_loss_the_run_trains_with(tmp_path, loss):
+    """from_logits: the file's output is logits; label smoothing: the targets are smoothed, as in torch and Keras."""
+    from cnnspec.backends import torch_backend as tb
+
+    head = (
+        {"type": "dense", "units": 3}
+        if loss.get("from_logits")
+        else {"type": "dense", "units": 3, "activation": "softmax"}
+    )
+    spec = cnnspec.load_spec(
+        {"input_shape": [6, 6, 1], "training": {"loss": loss}, "layers": [{"type": "flatten"}, head]}
+    )
+    weights = random_weights(spec, 1)
+    x = np.random.default_rng(0).random((20, 6, 6, 1), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, 3, 20)
+    trainer = tb.Trainer(tb.build(spec, weights), spec.training)
+    expected = trainer.evaluate(trainer.prepare(x, y))["loss"]
+    predictor = ob.Predictor(ob.to_onnx(spec, weights))
+    assert predictor.loss_and_accuracy(x, y)["loss"] == pytest.approx(expected, rel=1e-5)
+    probabilities = [p for _, _, p in predictor.top_k(x[:1], k=3)[0]]
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-5) and min(probabilities) >= 0

@@ -100,3 +100,18 @@ def test_a_new_layer_type_is_one_class_away():
 def test_optimizers_are_registered_too():
     assert {"adam", "adamw", "sgd", "rmsprop"} <= set(OPTIMIZER_CLASSES)
     assert cnnspec.spec.OPTIMIZER_CLASSES is OPTIMIZER_CLASSES  # the spec's union is built from this table
+
+
+def test_registering_after_the_spec_is_built_is_an_error_not_silence():
+    from typing import Literal
+
+    from cnnspec.registry import register_layer
+
+    with pytest.raises(RuntimeError, match="registered after cnnspec.spec built"):
+
+        @register_layer
+        class Late(LayerSpec):
+            keras_class = "Late"
+            type: Literal["late"] = "late"
+
+    assert "late" not in LAYER_CLASSES
