@@ -130,16 +130,11 @@ def _conv_window(
     never reads are dropped (trailing padding, then a Slice of the input) and the stride written is 1:
     the same window, the same sum.
     """
-    attrs = _window_attrs(layer, shape, kernel)
-    ends = list(shape[:2])
-    for axis, window in enumerate(layer.windows(shape)):
-        if window.size == 1 and attrs["strides"][axis] > 1:
-            span = (kernel[axis] - 1) * layer.window_dilation[axis] + 1
-            unused = shape[axis] + window.pad_before + window.pad_after - span  # cells after the window
-            trimmed = min(unused, window.pad_after)
-            attrs["pads"][axis + 2] -= trimmed
-            ends[axis] -= unused - trimmed
-            attrs["strides"][axis] = 1
+    # the same rule the torch and Keras backends use (cnnspec.shapes.single_window_plan): torch and
+    # TensorFlow share that oneDNN bug on such CPUs
+    (top, bottom, left, right), kept, strides = layer.single_window_plan(shape)
+    attrs = {"kernel_shape": list(kernel), "strides": list(strides), "pads": [top, left, bottom, right]}
+    ends = list(kept)
     if ends != list(shape[:2]):
         starts, axes = (
             g.constant(f"{out}/starts", np.zeros(2), np.int64),
