@@ -12,7 +12,7 @@ This module imports nothing from cnnspec: it sits at the bottom of the import gr
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 # canonical type name ("conv2d") -> spec class
 LAYER_CLASSES: dict[str, type[Any]] = {}
@@ -65,6 +65,22 @@ def register_optimizer(cls: C) -> C:
     """Class decorator: make an optimizer spec class available as ``training.optimizer``."""
     _register(OPTIMIZER_CLASSES, OPTIMIZER_ALIASES, cls, cls.aliases)  # type: ignore[attr-defined]
     return cls
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def builder_registrar(table: dict[Any, Any]) -> Callable[..., Callable[[F], F]]:
+    """A backend's ``@builds(SpecClass, ...)`` decorator, filling ``table`` with one builder per spec class."""
+
+    def builds(*classes: type[Any]) -> Callable[[F], F]:
+        def register(builder: F) -> F:
+            table.update(dict.fromkeys(classes, builder))
+            return builder
+
+        return register
+
+    return builds
 
 
 def canonical_type(raw: Any, aliases: dict[str, str]) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
@@ -39,6 +39,7 @@ from cnnspec.layers import (
     ZeroPadding2D,
 )
 from cnnspec.numerics import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
+from cnnspec.registry import builder_registrar
 from cnnspec.weights import Weights
 
 
@@ -96,17 +97,7 @@ def _activate(g: Graph, x: str, activation: str, name: str) -> str:
 # -- layers: one builder per spec class ------------------------------------------------------
 Builder = Callable[[Graph, Any, Any, tuple], str]  # input: a tensor name (a list of them for merges)
 BUILDERS: dict[type[LayerSpec], Builder] = {}
-B = TypeVar("B", bound=Builder)
-
-
-def builds(*classes: type[LayerSpec]) -> Callable[[B], B]:
-    """Register the decorated function as the ONNX builder of ``classes``: (graph, layer, input, shape) -> output."""
-
-    def register(builder: B) -> B:
-        BUILDERS.update(dict.fromkeys(classes, builder))
-        return builder
-
-    return register
+builds = builder_registrar(BUILDERS)  # @builds(SpecClass): this backend's builder of that class
 
 
 def _window_attrs(layer: WindowedLayer, shape: tuple, kernel: tuple) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ from cnnspec.layers import (
     ZeroPadding2D,
 )
 from cnnspec.numerics import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
+from cnnspec.registry import builder_registrar
 
 # -- activations (Keras 3 definitions and constants) --------------------------------------
 
@@ -263,17 +264,7 @@ class TorchLayer:
 
 Builder = Callable[[Any, tuple], TorchLayer]
 BUILDERS: dict[type[LayerSpec], Builder] = {}
-B = TypeVar("B", bound=Builder)
-
-
-def builds(*classes: type[LayerSpec]) -> Callable[[B], B]:
-    """Register the decorated function as the torch builder of ``classes``."""
-
-    def register(builder: B) -> B:
-        BUILDERS.update(dict.fromkeys(classes, builder))
-        return builder
-
-    return register
+builds = builder_registrar(BUILDERS)  # @builds(SpecClass): this backend's builder of that class
 
 
 def _with_activation(core: nn.Module, activation: str) -> list[nn.Module]:
