@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train_torch import cnnspec_epoch  # noqa: E402
+from bench_train_torch import cnnspec_epoch, hand_written_epoch  # noqa: E402
 from common import ROOT, interleaved, medians, paired_ratio  # noqa: E402
 
 import cnnspec  # noqa: E402
@@ -58,32 +58,19 @@ class ResNet20(nn.Module):
         return self.head(self.blocks(self.stem(x)).mean(dim=(2, 3)))
 
 
-def hand_written_epoch(x: np.ndarray, y: np.ndarray):
-    net = ResNet20().to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
-    xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-    yt = torch.from_numpy(y)
-
-    def run() -> None:
-        net.train()
-        order = torch.randperm(len(yt))
-        for i in range(0, len(yt), BATCH):
-            rows = order[i : i + BATCH]
-            loss = F.cross_entropy(net(xt[rows]), yt[rows])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-
-    return run
-
-
 def main() -> dict[str, list[float]]:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     x, y = rng.random((N, 32, 32, 3), dtype=np.float32), rng.integers(0, 10, N)
     spec = cnnspec.load_spec(ROOT / "specs" / "resnet20_cifar.yaml")
     spec = cnnspec.load_spec({**spec.to_dict(), "training": {"optimizer": {"type": "adam"}, "batch_size": BATCH}})
-    return interleaved({"cnnspec": cnnspec_epoch(spec, x, y, BATCH), "hand-written": hand_written_epoch(x, y)}, REPEATS)
+    return interleaved(
+        {
+            "cnnspec": cnnspec_epoch(spec, x, y, BATCH),
+            "hand-written": hand_written_epoch(x, y, BATCH, channels_last=True, network=ResNet20),
+        },
+        REPEATS,
+    )
 
 
 if __name__ == "__main__":

@@ -66,9 +66,12 @@ def cnnspec_epoch(spec, x, y, batch: int, precision: str = "fp32") -> Callable[[
     return run
 
 
-def hand_written_epoch(x, y, batch: int, channels_last: bool = False) -> Callable[[], None]:
+def hand_written_epoch(
+    x, y, batch: int, channels_last: bool = False, network: Callable[[], nn.Module] = hand_written
+) -> Callable[[], None]:
+    """One epoch of plain eager PyTorch (torch.optim.Adam, F.cross_entropy) on ``network()``."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    net = hand_written().to(memory_format=memory_format)
+    net = network().to(memory_format=memory_format)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
     # the standard NCHW strides a DataLoader's stack gives; a view of the numpy array would not have
     # them (with one channel its strides also read as channels-last, and oneDNN then takes that path)
