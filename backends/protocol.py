@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 if TYPE_CHECKING:
     import numpy as np
 
+    from cnnspec.placement import Placement
     from cnnspec.spec import ModelSpec
     from cnnspec.weights import Weights
 
@@ -52,9 +53,15 @@ class Backend(Protocol):
     def NAME(self) -> str: ...  # noqa: N802
 
     def build(
-        self, spec: ModelSpec, weights: Weights | None = None, seed: int | None = None, precision: str = "fp32"
+        self,
+        spec: ModelSpec,
+        weights: Weights | None = None,
+        seed: int | None = None,
+        precision: str = "fp32",
+        placement: Placement | None = None,
     ) -> Any:
-        """The framework's model of ``spec``; default weights: the seeded Keras-style initial ones."""
+        """The framework's model of ``spec`` on ``placement`` (default: the CPU); default weights: the seeded
+        Keras-style initial ones."""
 
     def predict(self, model: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """The spec's output for channels-last images (N, H, W, C)."""
@@ -70,9 +77,14 @@ class TrainingBackend(Backend, Protocol):
 
     def set_weights(self, model: Any, weights: Weights) -> Any: ...
 
+    def place(self, device: str = "auto", nproc: int = 1) -> Placement:
+        """Resolve ``device`` (auto, cpu, cuda, cuda:N) and set up ``nproc`` data-parallel replicas, or a
+        RunError in one line (no CUDA, too few devices)."""
+
     @property
     def Trainer(self) -> Callable[..., TrainerProtocol]:  # noqa: N802  (a class in each backend module)
-        """``Trainer(model, training, learning_rate=None, precision="fp32")``; read-only, so a class satisfies it."""
+        """``Trainer(model, training, learning_rate=None, precision="fp32", placement=None)``; read-only, so a
+        class satisfies it."""
 
 
 if TYPE_CHECKING:  # the conformance check: mypy fails here if a backend module breaks its contract

@@ -18,6 +18,7 @@ import numpy as np
 from .errors import DataError, ModelError
 from .load import load_spec
 from .model import Model, backend_of
+from .placement import check_device_request
 from .runs import Run, RunSettings, load_run
 from .spec import ModelSpec
 from .weights import Weights, load_weights
@@ -42,13 +43,14 @@ def build(
 
 
 def evaluate(
-    target: str | Path, data: Any = None, backend: str | None = None, resize: bool | None = None
+    target: str | Path, data: Any = None, backend: str | None = None, resize: bool | None = None, device: str = "auto"
 ) -> dict[str, Any]:
     """Accuracy and loss on the test split: ``{"accuracy", "loss", "n"}``.
 
     ``target`` is a run directory (evaluated with ``backend``, default the one that
     trained it) or an ``.onnx`` file (ONNX Runtime). ``data`` defaults to the run's source;
     arrays work too, as ``train`` takes them (their test pair is what is evaluated).
+    ``device``: auto, cpu, cuda or cuda:N for a run (an ``.onnx`` file picks ONNX Runtime's provider).
     """
     from .backends import load_backend, training_backend
 
@@ -61,7 +63,9 @@ def evaluate(
     run = load_run(target)
     framework = training_backend(backend or run.settings.backend)  # its Trainer computes Keras's loss
     dataset = run.dataset(data, resize)
-    trainer = framework.Trainer(framework.build(run.spec, run.weights), run.spec.training)
+    placement = framework.place(check_device_request(device))
+    model = framework.build(run.spec, run.weights, placement=placement)
+    trainer = framework.Trainer(model, run.spec.training, placement=placement)
     metrics = trainer.evaluate(trainer.prepare(dataset.x_test, dataset.y_test))
     return {"accuracy": metrics["accuracy"], "loss": metrics["loss"], "n": int(len(dataset.x_test))}
 

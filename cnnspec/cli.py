@@ -167,15 +167,45 @@ def train(
     ),
     tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard scalar logs here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda or cuda:N."),
+    nproc: int = typer.Option(
+        1,
+        "--nproc",
+        help="Data-parallel replicas sharing each batch: torch processes (torch.distributed) "
+        "or Keras devices (MirroredStrategy).",
+    ),
 ) -> None:
     """Train a spec and write a run directory (weights, history, plots, metrics, checkpoints)."""
-    from .train import TrainingInterrupted, train as train_spec
+    from .train import TrainingInterrupted, train as train_spec, trains_in_processes
 
     if spec is None and resume is None:
         raise typer.BadParameter("give a SPEC to train, or --resume RUN_DIR")
     if precision is not None and precision not in ("auto", "fp32", "bf16"):
         raise typer.BadParameter(f"--precision must be auto, fp32 or bf16, got {precision!r}")
+    if nproc < 1:
+        raise typer.BadParameter(f"--nproc must be at least 1, got {nproc}")
     with user_errors():
+        if nproc > 1 and trains_in_processes(backend, resume):  # torch: start the workers, each runs this command
+            from .backends import load_backend
+
+            try:
+                worker = _worker_command(
+                    spec,
+                    {
+                        "--backend": backend, "--data": data, "--epochs": epochs, "--batch-size": batch_size,
+                        "--lr": lr, "--seed": seed, "--precision": precision, "--out": out, "--resume": resume,
+                        "--tensorboard": tensorboard, "--device": device, "--nproc": nproc,
+                    },
+                    {
+                        "--resize": resize, "--follow-symlinks": follow_symlinks, "--stream": stream is True,
+                        "--no-stream": stream is False, "--quiet": quiet,
+                    },
+                )  # fmt: skip
+                load_backend("torch").launch(worker, nproc, str(resume or out or "RUN_DIR"))
+            except TrainingInterrupted as err:
+                typer.echo(f"\n{err}", err=True)
+                raise typer.Exit(130) from None
+            return
         try:
             train_spec(
                 spec,
@@ -193,10 +223,21 @@ def train(
                 stream=stream,
                 tensorboard=tensorboard,
                 verbose=not quiet,
+                device=device,
+                nproc=nproc,
             )
         except TrainingInterrupted as err:
             typer.echo(f"\n{err}", err=True)
             raise typer.Exit(130) from None
+
+
+def _worker_command(spec: Optional[Path], options: dict[str, Any], flags: dict[str, bool]) -> list[str]:
+    """``train`` with these options again, for the launcher's workers (options left as None are left out)."""
+    args = ["train"] + ([str(spec)] if spec is not None else [])
+    for name, value in options.items():
+        if value is not None:
+            args += [name, str(value)]
+    return args + [name for name, on in flags.items() if on]
 
 
 @app.command()
@@ -206,12 +247,13 @@ def evaluate(
     backend: Optional[str] = typer.Option(None, "--backend", "-b", help="Evaluate a run with torch or keras."),
     resize: Optional[bool] = typer.Option(None, "--resize/--no-resize", help="Resize images to the input shape."),
     as_json: bool = typer.Option(False, "--json", help='Print {"accuracy", "loss", "n"}.'),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (torch and keras runs)."),
 ) -> None:
     """Accuracy and loss on the test split."""
     from .api import evaluate as evaluate_target
 
     with user_errors():
-        metrics = evaluate_target(target, data=data, backend=backend, resize=resize)
+        metrics = evaluate_target(target, data=data, backend=backend, resize=resize, device=device)
     if as_json:
         typer.echo(json.dumps(metrics))
     else:

@@ -98,6 +98,8 @@ class RunSettings:
     precision_reason: str = ""  # why: the hardware facts behind the choice
     resize: bool = False
     stream: bool | None = None  # None: stream idx:/folder: images from disk only when they would not fit in memory
+    device: str = "cpu"  # where it trained: cpu, cuda:N (torch), gpu:N (TensorFlow)
+    replicas: int = 1  # model copies sharing each global batch: torch processes or Keras devices
 
     @classmethod
     def from_json(cls, data: dict[str, Any], training: TrainingSpec | None = None) -> RunSettings:

@@ -12,6 +12,7 @@ directory. A backend supplies ``build`` and a ``Trainer`` with ``prepare``,
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import time
@@ -27,6 +28,7 @@ from .errors import DataError, RunError
 from .hardware import PRECISIONS, choose_precision, warn_if_emulated
 from .load import load_spec
 from .model import Model
+from .placement import Placement, check_device_request, check_nproc
 from .progress import EpochProgress
 from .resources import check_resources
 from .runs import RunLock, RunPaths, RunSettings, default_run_dir, read_json, write_json
@@ -136,6 +138,8 @@ def train(
     stream: bool | None = None,
     tensorboard: str | Path | None = None,
     verbose: bool = True,
+    device: str = "auto",
+    nproc: int = 1,
 ) -> TrainResult:
     """Train ``spec`` with ``backend`` on ``data`` and write a run directory.
 
@@ -147,8 +151,12 @@ def train(
     continues an interrupted run from its last finished epoch (``epochs`` may
     raise the target). ``tensorboard=DIR`` also writes scalar logs there. ``stream``:
     read ``idx:``/``folder:`` images from disk a batch at a time (True), never (False),
-    or only when they would not fit in memory (None).
+    or only when they would not fit in memory (None). ``device``: auto (a GPU when the framework
+    can use one), cpu, cuda or cuda:N. ``nproc``: data-parallel replicas sharing each global batch
+    (Keras: local devices under MirroredStrategy; torch: processes, started by ``cnnspec train
+    --nproc`` or torchrun, which run this same function in each).
     """
+    device, nproc = check_device_request(device), check_nproc(nproc)
     if resume is not None:
         paths = RunPaths(Path(resume))
         spec = load_spec(read_json(paths.spec, "spec"))
@@ -176,34 +184,82 @@ def train(
             resize,
             stream,
         )
-        paths = RunPaths(Path(out) if out is not None else default_run_dir(spec.name, backend))
-        if paths.run.exists() or paths.state.exists():
-            raise RunError(
-                f"{paths.root} already holds a run; continue it with --resume {paths.root} or pick another --out"
-            )
+        paths = None
     check_resources(spec, settings.batch_size)
     from .backends import TRAINING_BACKENDS, training_backend
 
     if settings.backend not in TRAINING_BACKENDS:
         raise RunError(f"backend {settings.backend!r} cannot train; use one of: {', '.join(TRAINING_BACKENDS)}")
     framework = training_backend(settings.backend)  # a missing framework fails before anything is written
+    placement = framework.place(device, nproc)
+    try:
+        return _train_placed(
+            spec, settings, paths, out, framework, placement, data, validation_data, follow_symlinks, tensorboard,
+            verbose, resume is not None,
+        )  # fmt: skip
+    finally:
+        placement.close()
+
+
+def _train_placed(
+    spec: ModelSpec,
+    settings: RunSettings,
+    paths: RunPaths | None,
+    out: str | Path | None,
+    framework: Any,
+    placement: Placement,
+    data: Any,
+    validation_data: Any,
+    follow_symlinks: bool,
+    tensorboard: str | Path | None,
+    verbose: bool,
+    resuming: bool,
+) -> TrainResult:
+    """``train`` once the backend has placed this process: only rank 0 writes or prints."""
+    settings.device, settings.replicas = placement.device, placement.replicas
+    verbose = verbose and placement.main
+    if paths is None:  # rank 0 picks the directory (runs/<name>-<backend>[-k]) and tells the others
+        chosen = Path(out) if out is not None else default_run_dir(spec.name, settings.backend)
+        paths = RunPaths(Path(placement.broadcast_bytes(str(chosen).encode() if placement.main else None).decode()))
+        if placement.main and (paths.run.exists() or paths.state.exists()):
+            raise RunError(
+                f"{paths.root} already holds a run; continue it with --resume {paths.root} or pick another --out"
+            )
     # a resumed run reads its own source (the CLI passes its default name); only arrays are given again
-    images = _dataset(
-        None if resume is not None and isinstance(data, str) else data, validation_data, settings, follow_symlinks
-    )
+    images = _dataset(None if resuming and isinstance(data, str) else data, validation_data, settings, follow_symlinks)
     dataset = fit_to_spec(images, spec.input_shape, spec.num_classes, settings.resize)
-    _check_writable(paths.root, spec)
+    if placement.main:
+        _check_writable(paths.root, spec)
     scalars = None
-    if tensorboard is not None:
+    if tensorboard is not None and placement.main:
         from .tensorboard import ScalarWriter
 
         scalars = ScalarWriter(tensorboard)
     try:
-        with RunLock(paths):
-            return _Run(spec, settings, paths, framework, dataset, verbose, resume is not None, scalars).go()
+        with RunLock(paths) if placement.main else contextlib.nullcontext():
+            return _Run(spec, settings, paths, framework, dataset, verbose, resuming, scalars, placement).go()
     finally:
         if scalars is not None:
             scalars.close()
+
+
+# backends whose replicas are processes (started by torch's launcher) rather than devices of one process
+PROCESS_REPLICAS = {"torch"}
+LAUNCHED_ENV = "TORCHELASTIC_RUN_ID"  # set in every worker torch's launcher (torchrun, --nproc) starts
+
+
+def trains_in_processes(backend: str, resume: str | Path | None = None) -> bool:
+    """Whether ``--nproc`` means starting processes here: a torch run (the resumed run's own backend),
+    in a process that is not already one of the launcher's workers."""
+    import os
+
+    if os.environ.get(LAUNCHED_ENV):
+        return False
+    if resume is not None:
+        info = read_json(RunPaths(Path(resume)).run, "run settings")
+        recorded = info.get("settings", {}) if isinstance(info, dict) else {}
+        backend = recorded.get("backend", "torch") if isinstance(recorded, dict) else "torch"
+    return backend in PROCESS_REPLICAS
 
 
 ARRAYS = "arrays"  # run.json's data for a run trained on arrays in memory
@@ -246,18 +302,32 @@ def _check_writable(root: Path, spec: ModelSpec) -> None:
 
 class _Run:
     def __init__(
-        self, spec, settings, paths, framework, dataset: Dataset, verbose: bool, resuming: bool, scalars: Any = None
+        self,
+        spec,
+        settings,
+        paths,
+        framework,
+        dataset: Dataset,
+        verbose: bool,
+        resuming: bool,
+        scalars: Any = None,
+        placement: Placement | None = None,
     ):
         self.spec, self.settings, self.paths, self.framework = spec, settings, paths, framework
         self.dataset, self.verbose, self.scalars = dataset, verbose, scalars
-        self.model = framework.build(spec, seed=settings.seed, precision=settings.precision)
+        self.placement = placement if placement is not None else Placement()
+        self.model = framework.build(spec, seed=settings.seed, precision=settings.precision, placement=self.placement)
         # a schedule is the spec's own; settings.learning_rate (its first value then) only overrides a constant
         constant = settings.learning_rate if spec.training.optimizer.schedule is None else None
-        self.trainer = framework.Trainer(self.model, spec.training, constant, settings.precision)
+        self.trainer = framework.Trainer(
+            self.model, spec.training, constant, settings.precision, placement=self.placement
+        )
         self.progress = _Progress()
+        # the kept (best) weights of this session, in memory: every process has them for the test pass
+        self.best_weights: Any = None
         if resuming and paths.state.exists():
             self._restore()
-        elif not resuming:
+        elif not resuming and self.placement.main:
             write_json(paths.spec, spec.to_dict())
             write_json(
                 paths.run,
@@ -294,6 +364,7 @@ class _Run:
                 f"{len(x_val):,} validation / {len(self.dataset.x_test):,} test images; {start}"
                 f"{s.epochs} epoch{'s' if s.epochs != 1 else ''}, batch {s.batch_size}, {s.precision}"
                 + (f" ({s.precision_reason})" if s.precision_reason.startswith("auto") else "")
+                + f", on {self.placement.describe()}"
             )
         reason = "finished"
         try:
@@ -311,7 +382,7 @@ class _Run:
         if reason != "nan":
             return self._finish(reason)
         # Only finite weights are evaluated: the model in memory holds the diverged ones.
-        if self.paths.weights.exists():
+        if self.best_weights is not None or self.paths.weights.exists():
             self._finish(reason)
             kept = f"the weights of epoch {p.best_epoch} were kept in {self.paths.weights}"
         else:
@@ -343,13 +414,17 @@ class _Run:
         if self.scalars is not None:
             self.scalars.add(epoch, {**metrics, "learning_rate": learning_rate})
         kept_value = metrics.get("val_loss", metrics["loss"])
-        improved = kept_value < p.best_value
+        improved = kept_value < p.best_value  # the same in every process: the metrics are reduced
         if improved:
             p.best_value, p.best_epoch = kept_value, epoch
         stop = self._early_stopping(metrics)
         self._reduce_lr_on_plateau(epoch, metrics, learning_rate)
         p.epoch = epoch
-        self._checkpoint(epoch, improved)
+        weights = self.framework.get_weights(self.model)
+        if improved:
+            self.best_weights = weights
+        if self.placement.main:
+            self._checkpoint(epoch, improved, weights)
         return "early_stopping" if stop else "continue"
 
     def _early_stopping(self, metrics: dict[str, float]) -> bool:
@@ -399,12 +474,11 @@ class _Run:
                 print(f"Epoch {epoch}: ReduceLROnPlateau reducing learning rate to {reduced}")
 
     # -- checkpoints -----------------------------------------------------------------------
-    def _checkpoint(self, epoch: int, improved: bool) -> None:
+    def _checkpoint(self, epoch: int, improved: bool, weights: Any) -> None:
         """Epoch files first, then state.json (the commit), then the derived files."""
         from .weights import save_arrays
 
         paths, p = self.paths, self.progress
-        weights = self.framework.get_weights(self.model)
         save_weights(paths.epoch_file(epoch, "model"), weights, self.spec)
         save_arrays(paths.epoch_file(epoch, "optimizer"), self.trainer.optimizer_state())
         write_json(paths.state, {**asdict(p), "best_value": _finite_or_none(p.best_value)})
@@ -434,22 +508,27 @@ class _Run:
         # the kept weights may lag the state if a kill came between the two writes
         best = self.paths.epoch_file(self.progress.best_epoch, "model")
         if best.exists():
-            save_weights(self.paths.weights, load_weights(best, self.spec), self.spec)
+            self.best_weights = load_weights(best, self.spec)
+            if self.placement.main:
+                save_weights(self.paths.weights, self.best_weights, self.spec)
 
     # -- the end -----------------------------------------------------------------------------
     def _finish(self, reason: str) -> TrainResult:
         from .plots import plot_history
 
         paths, p = self.paths, self.progress
-        if paths.weights.exists():
+        if self.best_weights is not None:
+            self.framework.set_weights(self.model, self.best_weights)
+        elif paths.weights.exists():
             self.framework.set_weights(self.model, load_weights(paths.weights, self.spec))
         x_test, y_test = self.dataset.x_test, self.dataset.y_test
         # The kept weights are float32 and every later use (evaluate, export, other backends) runs them in
         # float32, so the test metrics do too, whatever precision trained them.
         trainer = self.trainer
         if self.settings.precision != "fp32":
-            model = self.framework.build(self.spec, self.framework.get_weights(self.model), seed=self.settings.seed)
-            trainer = self.framework.Trainer(model, self.spec.training)
+            weights = self.framework.get_weights(self.model)
+            model = self.framework.build(self.spec, weights, seed=self.settings.seed, placement=self.placement)
+            trainer = self.framework.Trainer(model, self.spec.training, placement=self.placement)
         # arrays given without a test split: no test metrics (None), rather than metrics of something else
         test = trainer.evaluate(trainer.prepare(x_test, y_test)) if len(x_test) else {"accuracy": None, "loss": None}
         metrics = {
@@ -463,10 +542,11 @@ class _Run:
             "data": self.settings.data,
             "train_seconds": round(sum(p.history.get("seconds", [])), 3),
         }
-        write_json(paths.metrics, metrics)
-        write_json(paths.history, p.history)
-        if p.history.get("loss"):
-            plot_history(p.history, paths.plot, title=f"{self.spec.name} ({self.settings.backend})")
+        if self.placement.main:
+            write_json(paths.metrics, metrics)
+            write_json(paths.history, p.history)
+            if p.history.get("loss"):
+                plot_history(p.history, paths.plot, title=f"{self.spec.name} ({self.settings.backend})")
         if self.verbose and len(x_test):
             print(
                 f"Test: accuracy {test['accuracy']:.4f} - loss {test['loss']:.4f} ({len(x_test):,} images, "

@@ -182,6 +182,25 @@ class AvgPool2d(SumPool2d):
         return self.window_sums(x) / self.cells.to(x.dtype)
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """A sum over the process group that gradients flow through: the gradient of each process's
+    input is the sum of every process's output gradient (torch.distributed.nn's all_reduce, which
+    torch now deprecates for functional collectives that have no such backward)."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor, group: Any) -> torch.Tensor:  # noqa: ANN401
+        import torch.distributed as dist
+
+        ctx.group = group
+        total = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total, group=group)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN401
+        return _AllReduceSum.apply(grad, ctx.group), None
+
+
 class BatchNorm(nn.Module):
     """Keras BatchNormalization over channels (NCHW dim 1, or the features of a flat input).
 
@@ -201,7 +220,13 @@ class BatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
 
+    # torch.distributed's group when several processes train (``synchronize_batch_norm``): the batch
+    # statistics are then those of the global batch, as one process computes them.
+    group: Any = None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.group is not None:
+            return self._synchronized(x)
         if self.training:
             # One pass over x: torch's kernel writes this batch's mean and unbiased variance into fresh
             # buffers (momentum 1 keeps only the new values); the moving statistics are then updated the
@@ -219,6 +244,30 @@ class BatchNorm(nn.Module):
             x.float(), self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
         )
 
+    def _synchronized(self, x: torch.Tensor) -> torch.Tensor:
+        """Batch norm over the global batch split across processes (what ``nn.SyncBatchNorm`` does, which
+        runs on CUDA only): sums and counts are all-reduced, mean first, then the centred squares (two
+        passes, as exact as one process's kernel). The all-reduce is differentiable, so each process's
+        backward carries every process's share of the gradient through the statistics."""
+        x = x.float()
+        dims = [0, *range(2, x.dim())]
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        count = x.new_full((1,), x.numel() // x.shape[1] if x.numel() else 0)
+        totals = _AllReduceSum.apply(torch.cat([x.sum(dims), count]), self.group)
+        n = totals[-1]
+        mean = totals[:-1] / n
+        centred = x - mean.view(shape)
+        variance = _AllReduceSum.apply(centred.square().sum(dims), self.group) / n
+        out = centred * torch.rsqrt(variance + self.eps).view(shape)
+        if self.weight is not None:
+            out = out * self.weight.view(shape)
+        if self.bias is not None:
+            out = out + self.bias.view(shape)
+        with torch.no_grad():  # Keras's moving statistics, with the biased variance
+            self.running_mean.mul_(self.momentum).add_(mean * (1.0 - self.momentum))
+            self.running_var.mul_(self.momentum).add_(variance * (1.0 - self.momentum))
+        return out
+
 
 class Flatten(nn.Module):
     """Keras order (H, W, C): move channels last before flattening an NCHW tensor."""
@@ -226,7 +275,7 @@ class Flatten(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
             x = x.permute(0, 2, 3, 1)
-        return x.reshape(x.shape[0], -1)
+        return x.flatten(1)  # (reshape(n, -1) cannot size an empty batch: a process's share may be empty)
 
 
 class GlobalAvgPool(nn.Module):

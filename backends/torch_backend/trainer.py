@@ -11,17 +11,21 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from cnnspec.data import is_streamed
 from cnnspec.fields import Regularizer
 from cnnspec.numerics import KERAS_EPSILON
+from cnnspec.placement import Placement
 from cnnspec.schedules import shortest_float32
 from cnnspec.spec import TrainingSpec
 from cnnspec.streams import stream_batches
 
 from .augment import seed_augmentations
+from .layers import BatchNorm
 from .model import CompiledModel, to_nchw
 from .optimizers import make_optimizer
+from .placement import TorchPlacement
 from .weights import variables
 
 
@@ -73,14 +77,64 @@ def regularization_loss(terms: list[tuple[torch.Tensor, Regularizer]]) -> torch.
 Progress = Callable[[int, int, Callable[[], dict[str, float]]], None]
 
 
+class _Logits(nn.Module):
+    """``forward_logits`` as a module's forward, for DistributedDataParallel (which wraps ``forward``)."""
+
+    def __init__(self, model: CompiledModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_logits(x)
+
+
+def synchronize_batch_norm(model: nn.Module, group: Any) -> None:
+    """Every batch norm of ``model`` computes its training statistics over ``group``'s global batch."""
+    for module in model.modules():
+        if isinstance(module, BatchNorm):
+            module.group = group
+
+
+# where a process's random streams start: rank 0 is the single-process run, the others are apart
+RANK_SEED_STRIDE = 1_000_003
+
+
 class Trainer:
-    """Keras-exact optimizer and loss around a compiled model."""
+    """Keras-exact optimizer and loss around a compiled model.
+
+    ``placement`` (``place(...)``): the device, and when several processes train, this
+    process's rank. Each global batch of ``order`` is then split across the processes
+    (rank r takes rows r, r + N, ...), each process's loss is its share of the global
+    batch's mean, DistributedDataParallel sums (averages, times N) the gradients, and
+    batch norm uses the global batch's statistics: N processes compute one process's step.
+    """
 
     def __init__(
-        self, model: CompiledModel, training: TrainingSpec, learning_rate: float | None = None, precision: str = "fp32"
+        self,
+        model: CompiledModel,
+        training: TrainingSpec,
+        learning_rate: float | None = None,
+        precision: str = "fp32",
+        placement: Placement | None = None,
     ):
         self.model, self.training, self.precision = model, training, precision
+        # a neutral Placement (one process) says only the device
+        self.placement = (
+            placement
+            if isinstance(placement, TorchPlacement)
+            else TorchPlacement(device=getattr(placement, "device", "cpu"))
+        )
+        self.device = torch.device(self.placement.device)
+        model.to(self.device)
         self.optimizer = make_optimizer(model.parameters(), training.optimizer, learning_rate)
+        self.step_module: nn.Module = _Logits(model)
+        if self.placement.processes > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            synchronize_batch_norm(model, getattr(self.placement, "group", None))
+            # buffers are not re-sent each step: synchronised batch norm keeps them equal everywhere
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.step_module = DistributedDataParallel(self.step_module, device_ids=ids, forward_sync_buffers=False)
         # bf16: mixed precision (autocast), float32 master weights, loss and softmax
         self.bf16 = precision == "bf16"
         # Keras reads the logits behind a final softmax or sigmoid; `from_logits` says the output is logits
@@ -92,19 +146,19 @@ class Trainer:
 
         Images streamed from disk stay an ``ImageStore``; ``batches`` reads them as it goes.
         """
-        labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        labels = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(self.device)
         if is_streamed(x):
             return x, labels
-        return to_nchw(x).contiguous(memory_format=self.model.memory_format), labels
+        return to_nchw(x).to(self.device).contiguous(memory_format=self.model.memory_format), labels
 
     def batches(self, data: Any, order: np.ndarray, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(images, labels) of each batch of ``order``: indexed from memory, or read ahead on worker threads."""
         x_all, y_all = data
         if is_streamed(x_all):
             for images, rows in stream_batches(x_all, order, batch_size):
-                yield to_nchw(images), y_all[torch.from_numpy(rows)]
+                yield to_nchw(images).to(self.device, non_blocking=True), y_all[torch.from_numpy(rows).to(self.device)]
             return
-        index = torch.from_numpy(np.asarray(order, dtype=np.int64))
+        index = torch.from_numpy(np.asarray(order, dtype=np.int64)).to(self.device)
         for start in range(0, len(index), batch_size):
             rows = index[start : start + batch_size]
             yield x_all[rows], y_all[rows]
@@ -118,49 +172,111 @@ class Trainer:
         """The regularization loss Keras adds to every batch's loss (``model.losses``), float32."""
         return regularization_loss(self.regularized)
 
-    def train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step on a batch; returns (batch mean loss, logits), both detached."""
+    def train_step(
+        self, xb: torch.Tensor, yb: torch.Tensor, batch_size: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on a batch; returns (the loss it minimised, logits), both detached.
+
+        ``batch_size``: the global batch this process holds a share of (several processes).
+        """
+        objective, logits, _ = self._step(xb, yb, batch_size)
+        return objective, logits
+
+    def _step(
+        self, xb: torch.Tensor, yb: torch.Tensor, batch_size: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(objective, logits, this batch's part of the epoch's loss sum), all detached.
+
+        One process minimises the batch mean. With N, each minimises its share's sum times N over
+        the global size: DistributedDataParallel averages the gradients, so they add up to the
+        global batch mean's. The regularization term is the same in every process.
+        """
         if not self.model.training:
             self.model.train()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            logits = self.model.forward_logits(xb)
-        loss = self.loss(logits, yb).mean()  # float32 (keras_crossentropy casts)
-        if self.regularized:  # Keras's total loss: the compiled loss plus model.losses; fit reports it
-            loss = loss + self.penalty()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            logits = self.step_module(xb)
+        per_sample = self.loss(logits, yb)  # float32 (keras_crossentropy casts)
+        shared = batch_size is not None
+        loss = per_sample.sum() * (self.placement.processes / batch_size) if shared else per_sample.mean()
+        penalty = self.penalty() if self.regularized else None  # Keras adds model.losses; fit reports the total
+        if penalty is not None:
+            loss = loss + penalty
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return loss.detach(), logits.detach()
+        if not shared:
+            return loss.detach(), logits.detach(), loss.detach() * len(yb)
+        part = per_sample.detach().sum() + (penalty.detach() * len(yb) if penalty is not None else 0.0)
+        return loss.detach(), logits.detach(), part
+
+    def shares(
+        self, data: Any, order: np.ndarray, batch_size: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int | None]]:
+        """(images, labels, global size) of this process's share of each global batch of ``order``.
+
+        Rank r of N takes rows r, r + N, ... of every batch, so the shares partition it whatever N;
+        a share can be empty (a last batch smaller than N), and that process still takes the step.
+        One process: the batches themselves, global size None.
+        """
+        rank, processes = self.placement.rank, self.placement.processes
+        if processes == 1:
+            for xb, yb in self.batches(data, order, batch_size):
+                yield xb, yb, None
+            return
+        starts = range(0, len(order), batch_size)
+        mine = np.concatenate([order[start : start + batch_size][rank::processes] for start in starts])
+        read = self.batches(data, mine, len(range(rank, batch_size, processes)))
+        for start in starts:
+            size = len(order[start : start + batch_size])
+            if len(range(rank, size, processes)):
+                xb, yb = next(read)
+            else:
+                xb, yb = self._empty_batch(data)
+            yield xb, yb, size
+
+    def _empty_batch(self, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        height_width_channels = tuple(self.model.spec.input_shape)
+        images = to_nchw(np.zeros((0, *height_width_channels), np.float32)).to(self.device)
+        return images.contiguous(memory_format=self.model.memory_format), data[1][:0]
 
     def fit_epoch(self, data: Any, order: np.ndarray, batch_size: int, seed: int, progress: Progress | None = None):
+        """One epoch over ``order`` in global batches of ``batch_size``: Keras's epoch loss and accuracy.
+
+        With several processes the progress shows this process's share; the result is summed over all.
+        """
+        seed += self.placement.rank * RANK_SEED_STRIDE  # each process draws its own dropout and augmentation
         torch.manual_seed(seed)  # dropout masks: the same seed and epoch give the same run
         seed_augmentations(self.model.blocks, seed)  # and augmentation draws, so a resumed run repeats exactly
         self.model.train()
-        total_loss = torch.zeros((), dtype=torch.float64)
-        correct = torch.zeros((), dtype=torch.int64)
-        seen, n_batches = 0, -(-len(order) // batch_size)
+        totals = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss sum, correct, seen
+        n_batches = -(-len(order) // batch_size)
 
         def metrics() -> dict[str, float]:
-            return {"loss": float(total_loss) / max(seen, 1), "accuracy": float(correct) / max(seen, 1)}
+            loss, correct, seen = totals.tolist()
+            return {"loss": loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
 
-        for batch, (xb, yb) in enumerate(self.batches(data, order, batch_size)):
-            loss, logits = self.train_step(xb, yb)
-            total_loss += loss * len(yb)
-            correct += (logits.argmax(dim=1) == yb).sum()
-            seen += len(yb)
+        for batch, (xb, yb, size) in enumerate(self.shares(data, order, batch_size)):
+            _, logits, part = self._step(xb, yb, size)
+            totals[0] += part
+            totals[1] += (logits.argmax(dim=1) == yb).sum()
+            totals[2] += len(yb)
             if progress is not None:
                 progress(batch + 1, n_batches, metrics)
         self.model.eval()
+        totals = self.placement.all_sum(totals)
         return metrics()
 
     @torch.no_grad()
     def evaluate(self, data: Any, batch_size: int = 1024) -> dict[str, float]:
+        """Loss and accuracy over ``data``; with several processes each takes every N-th row and the sums add up."""
         self.model.eval()
-        total_loss, correct = 0.0, 0
-        for xb, yb in self.batches(data, np.arange(len(data[1])), batch_size):
+        totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, correct
+        rows = np.arange(len(data[1]))[self.placement.rank :: self.placement.processes]
+        for xb, yb in self.batches(data, rows, batch_size):
             logits = self.model.forward_logits(xb)
-            total_loss += float(self.loss(logits, yb).double().sum())
-            correct += int((logits.argmax(dim=1) == yb).sum())
+            totals[0] += self.loss(logits, yb).double().sum()
+            totals[1] += (logits.argmax(dim=1) == yb).sum()
+        total_loss, correct = self.placement.all_sum(totals).tolist()
         # Keras's evaluate adds model.losses to each batch's loss too: the mean gains the penalty once
         penalty = float(self.penalty()) if self.regularized else 0.0
         return {"loss": total_loss / len(data[1]) + penalty, "accuracy": correct / len(data[1])}

@@ -36,6 +36,8 @@ CURRENT = {
         "precision_reason": "asked for",
         "resize": True,
         "stream": False,
+        "device": "gpu:0",
+        "replicas": 2,
     },
     "spec_hash": "x",
     "cnnspec": "0.1.0",
