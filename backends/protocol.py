@@ -58,6 +58,7 @@ class Backend(Protocol):
         weights: Weights | None = None,
         seed: int | None = None,
         precision: str = "fp32",
+        *,
         placement: Placement | None = None,
     ) -> Any:
         """The framework's model of ``spec`` on ``placement`` (default: the CPU); default weights: the seeded

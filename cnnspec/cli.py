@@ -36,9 +36,26 @@ app = typer.Typer(
 SpecArg = typer.Argument(..., help="Spec file (YAML or JSON).", show_default=False)
 
 
+def _worker_rank() -> int | None:
+    """This process's rank when torch's launcher started it as one of several (None otherwise)."""
+    if not os.environ.get("TORCHELASTIC_RUN_ID") or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return None
+    return int(os.environ.get("RANK", "0"))
+
+
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    rank = _worker_rank()
+    typer.echo(f"error: {f'[rank {rank}] ' if rank else ''}{message}", err=True)
     return typer.Exit(1)
+
+
+def _interrupted(err: Exception) -> typer.Exit:
+    """Ctrl-C: one message, from the process the user started (the launcher, when there is one)."""
+    from .placement import LAUNCHER_ENV
+
+    if _worker_rank() is None or (_worker_rank() == 0 and not os.environ.get(LAUNCHER_ENV)):
+        typer.echo(f"\n{err}", err=True)
+    return typer.Exit(130)
 
 
 @contextmanager
@@ -203,8 +220,7 @@ def train(
                 )  # fmt: skip
                 load_backend("torch").launch(worker, nproc, str(resume or out or "RUN_DIR"))
             except TrainingInterrupted as err:
-                typer.echo(f"\n{err}", err=True)
-                raise typer.Exit(130) from None
+                raise _interrupted(err) from None
             return
         try:
             train_spec(
@@ -227,8 +243,7 @@ def train(
                 nproc=nproc,
             )
         except TrainingInterrupted as err:
-            typer.echo(f"\n{err}", err=True)
-            raise typer.Exit(130) from None
+            raise _interrupted(err) from None
 
 
 def _worker_command(spec: Optional[Path], options: dict[str, Any], flags: dict[str, bool]) -> list[str]:

@@ -8,6 +8,7 @@ the framework:
 
 - ``main``: this process writes the run directory, progress and checkpoints (rank 0);
 - ``broadcast_bytes``: rank 0's bytes (the resumed state) to every process;
+- ``running``: a failure of another process (a peer that died) becomes one RunError line;
 - ``close``: leave the process group.
 
 Torch runs one process per replica (torch.distributed; ``rank`` and ``processes``);
@@ -17,11 +18,15 @@ This module imports no framework.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
+from typing import Iterator
 
 from .errors import RunError
 
+# set for the workers `cnnspec train --nproc` starts: the launcher reports a Ctrl-C for them
+LAUNCHER_ENV = "CNNSPEC_LAUNCHER"
 DEVICE_REQUESTS = ("auto", "cpu", "cuda", "cuda:N")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -68,6 +73,11 @@ class Placement:
         if data is None:
             raise ValueError("rank 0 must give the bytes it broadcasts")
         return data
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Around training: a lost peer ends this process with a RunError, not a traceback (one process: no peers)."""
+        yield
 
     def close(self) -> None:
         """Leave the process group (nothing to leave for one process)."""

@@ -236,7 +236,7 @@ def _train_placed(
 
         scalars = ScalarWriter(tensorboard)
     try:
-        with RunLock(paths) if placement.main else contextlib.nullcontext():
+        with RunLock(paths) if placement.main else contextlib.nullcontext(), placement.running():
             return _Run(spec, settings, paths, framework, dataset, verbose, resuming, scalars, placement).go()
     finally:
         if scalars is not None:

@@ -25,3 +25,19 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 @pytest.fixture(params=SPECS, ids=[p.stem for p in SPECS])
 def example_spec_path(request: pytest.FixtureRequest) -> Path:
     return request.param
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` run where torch can use CUDA; elsewhere they are skipped with the reason."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if not marked:
+        return
+    try:
+        from cnnspec.backends.torch_backend.placement import cuda_missing
+
+        missing = cuda_missing()
+    except ImportError:
+        missing = "torch is not installed (pip install cnnspec[torch])"
+    if missing is not None:
+        for item in marked:
+            item.add_marker(pytest.mark.skip(reason=f"needs CUDA: {missing}"))

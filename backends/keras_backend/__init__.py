@@ -9,24 +9,37 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from cnnspec.placement import Placement
 from cnnspec.spec import ModelSpec
 from cnnspec.weights import Weights, initial_weights
 
 from . import augment  # noqa: F401  (registers the random layers' builders)
 from .layers import BUILDERS, MinPooling2D, SumPooling2D
 from .model import compile_model, get_weights, set_weights
+from .placement import KerasPlacement, as_keras, place
 from .trainer import Trainer
 
 NAME = "keras"
 
 
 def build(
-    spec: ModelSpec, weights: Weights | None = None, seed: int | None = None, precision: str = "fp32"
+    spec: ModelSpec,
+    weights: Weights | None = None,
+    seed: int | None = None,
+    precision: str = "fp32",
+    *,
+    placement: Placement | None = None,
 ) -> keras.Model:
-    """The Keras model with ``weights`` or the seeded Keras-style initial weights cnnspec uses everywhere."""
+    """The Keras model with ``weights`` or the seeded Keras-style initial weights cnnspec uses everywhere.
+
+    ``placement`` (from ``place``): with several replicas, the variables are made under its
+    ``MirroredStrategy`` (one copy per device), which is where Keras then trains them.
+    """
     seed = spec.training.seed if seed is None else seed
     keras.utils.set_random_seed(seed)  # dropout seed generators
-    model = compile_model(spec, seed, precision)
+    placement = as_keras(placement)
+    with placement.scope():
+        model = compile_model(spec, seed, precision, placement.replicas)
     model._cnnspec_spec = spec
     return set_weights(model, weights if weights is not None else initial_weights(spec, seed))
 
@@ -48,12 +61,14 @@ def layer_outputs(model: keras.Model, x: np.ndarray) -> list[np.ndarray]:
 __all__ = [
     "BUILDERS",
     "NAME",
+    "KerasPlacement",
     "MinPooling2D",
     "SumPooling2D",
     "Trainer",
     "build",
     "get_weights",
     "layer_outputs",
+    "place",
     "predict",
     "set_weights",
 ]

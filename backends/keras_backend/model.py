@@ -19,11 +19,15 @@ from .layers import BUILDERS, VARIABLE_ATTRIBUTES
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 
 
-def compile_model(spec: ModelSpec, seed: int = 0, precision: str = "fp32") -> keras.Model:
+def compile_model(spec: ModelSpec, seed: int = 0, precision: str = "fp32", replicas: int = 1) -> keras.Model:
     """The spec as a functional Keras model with the spec's layer names.
 
     bf16: Keras's ``mixed_bfloat16`` policy (float32 variables), except the last
     layer, which stays float32 so the output and the loss are float32.
+    ``replicas`` > 1 (call it under the strategy's scope): batch normalization takes its
+    batch statistics over the global batch, all replicas together, so N replicas compute
+    what one device computes (Keras's ``synchronized``; not set for one device, where it
+    would only trade ``tf.nn.moments`` for the less exact E[x^2] - E[x]^2).
     """
     report = spec.summary()
     previous = keras.config.dtype_policy()
@@ -35,6 +39,8 @@ def compile_model(spec: ModelSpec, seed: int = 0, precision: str = "fp32") -> ke
             keras.config.set_dtype_policy(POLICIES[precision] if index < last else "float32")
             ins = [tensors[source] for source in info.inputs]
             built = BUILDERS[type(layer)](layer, info.input_shape, seed * 1000 + index)
+            if replicas > 1 and isinstance(built, keras.layers.BatchNormalization):
+                built.synchronized = True  # read when called; the layer is not built yet
             tensors[layer.name] = x = built(ins if layer.merges else ins[0])
     finally:
         keras.config.set_dtype_policy(previous)

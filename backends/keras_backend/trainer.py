@@ -10,11 +10,16 @@ from typing import Any, Callable
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from cnnspec.data import is_streamed
+from cnnspec.errors import RunError
+from cnnspec.placement import Placement
 from cnnspec.schedules import shortest_float32
 from cnnspec.spec import TrainingSpec
 from cnnspec.streams import default_workers
+
+from .placement import as_keras
 
 # keras.optimizers.schedules class per spec schedule type; the spec's fields are Keras's arguments
 SCHEDULES: dict[str, Callable[..., keras.optimizers.schedules.LearningRateSchedule]] = {
@@ -88,14 +93,83 @@ class _Streamed(keras.utils.PyDataset):
         return self.x[rows], self.y[rows]
 
 
+# -- several replicas (tf.distribute.MirroredStrategy) ------------------------------------
+class GlobalBatchGradient(keras.losses.Loss):
+    """``loss`` whose gradients, summed over the replicas, are the gradient of the global batch's mean.
+
+    Keras takes each replica's mean over its own rows times 1/replicas, and the optimizer sums
+    the replicas' gradients: the global mean only when every replica has as many rows. The last
+    batch of an epoch seldom splits evenly (65 rows on 2 replicas: 33 and 32), and there it
+    weighs a row of the smaller share more. Here each row's gradient is scaled by
+    ``rows here x replicas / global rows`` (that replica's mean becomes its sum / global rows)
+    while the value stays the row's loss (``stop_gradient``): the "loss" Keras reports, which
+    weights each replica's mean by its rows, stays the global mean, exactly.
+    """
+
+    def __init__(self, loss: keras.losses.Loss):
+        if loss.reduction != "sum_over_batch_size":  # the mean that the scaling above assumes
+            raise ValueError(f"a distributed loss must reduce by sum_over_batch_size, not {loss.reduction}")
+        super().__init__(name=loss.name, reduction=loss.reduction, dtype=loss.dtype)
+        self.loss = loss
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        values = self.loss.call(y_true, y_pred)  # (rows,): one loss per row
+        context = tf.distribute.get_replica_context()  # None while Keras builds in the strategy's scope
+        if context is None or context.num_replicas_in_sync == 1:
+            return values
+        rows = tf.cast(tf.shape(values)[0], values.dtype)
+        share = rows * context.num_replicas_in_sync / context.all_reduce(tf.distribute.ReduceOp.SUM, rows)
+        kept = tf.stop_gradient(values)
+        return kept + share * (values - kept)  # the value of ``values`` (exactly), ``share`` times its gradient
+
+
+def _build_from_example(model: keras.Model, example: tuple[np.ndarray, np.ndarray]) -> None:
+    """Make Keras build its loss and metric state from ``example`` (one row) instead of the first batch.
+
+    Under a strategy, Keras's ``fit`` and ``evaluate`` first average the first distributed batch over
+    the replicas to build that state (``TensorFlowTrainer._maybe_symbolic_build``), which fails when
+    that batch does not split evenly (a batch size or a test set not divisible by the replicas).
+    The state depends on no batch size, so a one-row example builds the same.
+    """
+    build = model._maybe_symbolic_build
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: build(data_batch=(*example, None))
+
+
+def _check_split(rows: int, batch_size: int, replicas: int) -> None:
+    """Refuse a last batch with fewer rows than replicas: a replica would train on no rows, which TensorFlow
+    does not survive (synchronized batch normalization fails; oneDNN's max-pool gradient aborts the process)."""
+    last = rows % batch_size
+    if 0 < last < replicas:
+        raise RunError(
+            f"{rows} training rows in batches of {batch_size} leave a last batch of {last} row(s), fewer than "
+            f"the {replicas} replicas: choose a batch size that leaves at least {replicas} rows (or none) over"
+        )
+
+
 class Trainer:
     def __init__(
-        self, model: keras.Model, training: TrainingSpec, learning_rate: float | None = None, precision: str = "fp32"
+        self,
+        model: keras.Model,
+        training: TrainingSpec,
+        learning_rate: float | None = None,
+        precision: str = "fp32",
+        placement: Placement | None = None,
     ):
         self.model, self.training, self.precision = model, training, precision
-        optimizer = make_optimizer(training.optimizer, learning_rate)
-        self.model.compile(optimizer=optimizer, loss=LOSSES[training.loss.type](training.loss), metrics=["accuracy"])
+        self.placement = as_keras(placement)
         self.classes = model.output_shape[-1]
+        loss = LOSSES[training.loss.type](training.loss)
+        with self.placement.scope():  # the optimizer's and the metrics' variables: one copy per replica
+            optimizer = make_optimizer(training.optimizer, learning_rate)
+            self.model.compile(
+                optimizer=optimizer,
+                loss=GlobalBatchGradient(loss) if self.placement.distributed else loss,
+                metrics=["accuracy"],
+            )
+        if self.placement.distributed:
+            _build_from_example(
+                self.model, self.prepare(np.zeros((1, *model.input_shape[1:]), np.float32), np.zeros(1, np.int64))
+            )
         schedule = training.optimizer.schedule
         self.schedule = make_schedule(schedule) if schedule is not None else None
 
@@ -107,7 +181,10 @@ class Trainer:
         return (x if is_streamed(x) else np.ascontiguousarray(x, dtype=np.float32)), y
 
     def fit_epoch(self, data: Any, order: np.ndarray, batch_size: int, seed: int, progress: Callable | None = None):
+        """One epoch of Keras's ``fit`` over ``order``, in batches of ``batch_size`` (the global batch: with several
+        replicas, Keras splits each batch across them)."""
         x, y = data
+        _check_split(len(order), batch_size, self.placement.replicas)
         n_batches = -(-len(order) // batch_size)
         # a per-batch callback makes Keras sync every step: only when a bar is drawn
         callbacks = (
@@ -149,18 +226,13 @@ class Trainer:
 
     # -- checkpoint state -------------------------------------------------------------
     def optimizer_state(self) -> dict[str, np.ndarray]:
-        optimizer = self.model.optimizer
-        if not optimizer.built:
-            optimizer.build(self.model.trainable_variables)
+        optimizer = self._built_optimizer()
         return {f"{i:04d}:{v.path}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
 
     def load_optimizer_state(self, arrays: dict[str, np.ndarray]) -> None:
         if not arrays:  # a checkpoint made before any training (an imported model): the optimizer starts fresh
             return
-        optimizer = self.model.optimizer
-        if not optimizer.built:
-            optimizer.build(self.model.trainable_variables)
-        variables = optimizer.variables
+        variables = self._built_optimizer().variables
         if len(arrays) != len(variables):
             from cnnspec.errors import WeightsError
 
@@ -169,3 +241,11 @@ class Trainer:
             )
         for (_, value), variable in zip(sorted(arrays.items()), variables):
             variable.assign(value)
+
+    def _built_optimizer(self) -> keras.optimizers.Optimizer:
+        """The optimizer with its variables (made on first use: under the strategy, one copy per replica)."""
+        optimizer = self.model.optimizer
+        if not optimizer.built:
+            with self.placement.scope():
+                optimizer.build(self.model.trainable_variables)
+        return optimizer

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnspec.placement import Placement
 from cnnspec.spec import ModelSpec
 from cnnspec.weights import Weights, check_weights, initial_weights
 
@@ -39,7 +40,13 @@ def build(
     seed: int | None = None,
     precision: str = "fp32",
     provider: str | None = "cpu",
+    *,
+    placement: Placement | None = None,
 ) -> OnnxModel:
+    """The spec as an ONNX graph in an ONNX Runtime session on ``provider``; a ``placement`` on a GPU
+    (cuda:N, gpu:N) picks the CUDA provider instead, one on the CPU the CPU provider."""
+    if placement is not None:
+        provider = "cpu" if placement.device == "cpu" else "cuda"
     weights = check_weights(
         spec, weights if weights is not None else initial_weights(spec, spec.training.seed if seed is None else seed)
     )

@@ -30,6 +30,7 @@ def build(
     weights: Weights | None = None,
     seed: int | None = None,
     precision: str = "fp32",
+    *,
     placement: Placement | None = None,
 ) -> CompiledModel:
     """The compiled module in inference mode, with ``weights`` or seeded Keras-style initial weights,

@@ -10,10 +10,11 @@ synchronises batch norm (``synchronize_batch_norm``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
@@ -105,6 +106,22 @@ class TorchPlacement(Placement):
         wire = values.to(torch.device(self.device))  # NCCL moves CUDA tensors only, gloo CPU ones
         dist.all_reduce(wire)
         return wire.to(values.device)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """A collective that fails because a peer died or hung is a RunError naming this rank."""
+        try:
+            yield
+        except RuntimeError as err:  # DistError, or gloo's transport errors as plain RuntimeErrors
+            peers = isinstance(err, dist.DistError) or any(word in str(err) for word in ("gloo", "NCCL", "Connection"))
+            if self.processes == 1 or not peers:
+                raise
+            self.group = None  # broken: tearing it down would wait on (or abort for) the dead peer
+            raise RunError(self._lost(err)) from None
+
+    def _lost(self, err: BaseException) -> str:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return f"training process {self.rank} of {self.processes} lost contact with the others: {first[:300]}"
 
     def close(self) -> None:
         if self.group is not None and dist.is_initialized():

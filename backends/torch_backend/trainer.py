@@ -95,6 +95,16 @@ def synchronize_batch_norm(model: nn.Module, group: Any) -> None:
             module.group = group
 
 
+def split_batches(order: np.ndarray, batch_size: int, rank: int, processes: int) -> list[tuple[np.ndarray, int]]:
+    """(this process's rows, the global batch's size) for each global batch of ``order``.
+
+    Rank r of N takes rows r, r + N, ... of each batch: the shares partition it for any N, and
+    differ in size by at most one. A share is empty when a last batch has fewer rows than N.
+    """
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    return [(rows[rank::processes], len(rows)) for rows in batches]
+
+
 # where a process's random streams start: rank 0 is the single-process run, the others are apart
 RANK_SEED_STRIDE = 1_000_003
 
@@ -197,7 +207,7 @@ class Trainer:
             logits = self.step_module(xb)
         per_sample = self.loss(logits, yb)  # float32 (keras_crossentropy casts)
         shared = batch_size is not None
-        loss = per_sample.sum() * (self.placement.processes / batch_size) if shared else per_sample.mean()
+        loss = per_sample.mean() if batch_size is None else per_sample.sum() * (self.placement.processes / batch_size)
         penalty = self.penalty() if self.regularized else None  # Keras adds model.losses; fit reports the total
         if penalty is not None:
             loss = loss + penalty
@@ -212,26 +222,18 @@ class Trainer:
     def shares(
         self, data: Any, order: np.ndarray, batch_size: int
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int | None]]:
-        """(images, labels, global size) of this process's share of each global batch of ``order``.
-
-        Rank r of N takes rows r, r + N, ... of every batch, so the shares partition it whatever N;
-        a share can be empty (a last batch smaller than N), and that process still takes the step.
-        One process: the batches themselves, global size None.
-        """
+        """(images, labels, global size) of this process's share of each global batch of ``order``
+        (``split_batches``); an empty share still takes its step. One process: the batches, size None."""
         rank, processes = self.placement.rank, self.placement.processes
         if processes == 1:
             for xb, yb in self.batches(data, order, batch_size):
                 yield xb, yb, None
             return
-        starts = range(0, len(order), batch_size)
-        mine = np.concatenate([order[start : start + batch_size][rank::processes] for start in starts])
-        read = self.batches(data, mine, len(range(rank, batch_size, processes)))
-        for start in starts:
-            size = len(order[start : start + batch_size])
-            if len(range(rank, size, processes)):
-                xb, yb = next(read)
-            else:
-                xb, yb = self._empty_batch(data)
+        split = split_batches(order, batch_size, rank, processes)
+        # every share but the last has the first's length, so reading them in one pass keeps the read-ahead
+        read = self.batches(data, np.concatenate([rows for rows, _ in split]), len(split[0][0]))
+        for rows, size in split:
+            xb, yb = next(read) if len(rows) else self._empty_batch(data)
             yield xb, yb, size
 
     def _empty_batch(self, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
