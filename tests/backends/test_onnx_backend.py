@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import cnnspec
+from cnnspec.placement import Placement
 from cnnspec.weights import random_weights
 from tests.backends.test_torch_training import TINY
 from tests.cli.helpers import assert_clean_failure, cnnspec as run_cli
@@ -79,6 +80,27 @@ def test_provider_choice_is_quiet_without_cuda(capfd):
     assert ("CUDAExecutionProvider" in providers) == ob.cuda_works()
     captured = capfd.readouterr()
     assert "CUDA" not in captured.err and "error" not in captured.err.lower()
+
+
+@pytest.mark.skipif(
+    not ob.cuda_works(), reason="needs ONNX Runtime's CUDA provider to load (onnxruntime-gpu, CUDA, cuDNN)"
+)
+def test_onnx_runtime_picks_cuda_where_it_works():
+    spec = cnnspec.load_spec("specs/every_layer.yaml")
+    weights = random_weights(spec)
+    x = np.random.default_rng(0).normal(size=(4, *spec.input_shape)).astype(np.float32)
+    on_gpu = ob.Predictor(ob.to_onnx(spec, weights))
+    assert on_gpu.providers[0] == "CUDAExecutionProvider"
+    placed = ob.build(spec, weights, placement=Placement(device="cuda:0"))
+    assert placed.predictor.providers[0] == "CUDAExecutionProvider"
+    on_cpu = ob.Predictor(ob.to_onnx(spec, weights), provider="cpu")
+    np.testing.assert_allclose(on_gpu.predict(x), on_cpu.predict(x), atol=1e-4)
+
+
+def test_a_cpu_placement_builds_on_the_cpu_provider():
+    spec = cnnspec.load_spec("specs/every_layer.yaml")
+    model = ob.build(spec, placement=Placement(device="cpu"))
+    assert model.predictor.providers == ["CPUExecutionProvider"]
 
 
 @pytest.fixture(scope="module")
