@@ -75,6 +75,7 @@ def launched() -> bool:
 @dataclass
 class TorchPlacement(Placement):
     group: Any = None  # the default process group once joined (None: one process)
+    owns_group: bool = False  # joined here (and left in close), not by the caller's own init_process_group
 
     def describe(self) -> str:
         if self.processes == 1:
@@ -124,9 +125,9 @@ class TorchPlacement(Placement):
         return f"training process {self.rank} of {self.processes} lost contact with the others: {first[:300]}"
 
     def close(self) -> None:
-        if self.group is not None and dist.is_initialized():
+        if self.owns_group and self.group is not None and dist.is_initialized():
             dist.destroy_process_group()
-            self.group = None
+        self.group = None
 
 
 def place(device: str = "auto", nproc: int = 1) -> TorchPlacement:
@@ -149,12 +150,19 @@ def place(device: str = "auto", nproc: int = 1) -> TorchPlacement:
     kind = torch.device(chosen).type
     if kind == "cuda":
         torch.cuda.set_device(torch.device(chosen))
-    if not dist.is_initialized():
+    joining = not dist.is_initialized()  # a script under torchrun may have joined itself: then it leaves too
+    if joining:
         timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)))
         try:
             dist.init_process_group(GROUP_BACKENDS[kind], init_method="env://", timeout=timeout)
         except (RuntimeError, ValueError) as err:
             raise RunError(f"cannot join the other {processes - 1} training processes: {err}") from None
     return TorchPlacement(
-        device=chosen, reason=reason, rank=rank, processes=processes, replicas=processes, group=dist.group.WORLD
+        device=chosen,
+        reason=reason,
+        rank=rank,
+        processes=processes,
+        replicas=processes,
+        group=dist.group.WORLD,
+        owns_group=joining,
     )

@@ -204,3 +204,12 @@ def test_two_gpu_processes_compute_what_one_computes(specs, one_process, tmp_pat
         pytest.skip("needs two CUDA devices")
     two = _train(specs["bn"], tmp_path / "two", "--device", "cuda", "--nproc", "2")
     _assert_same_run(one_process, two)
+
+
+def test_the_python_api_points_torch_processes_to_the_launcher(specs, tmp_path):
+    import cnnspec
+    from cnnspec.errors import RunError
+
+    with pytest.raises(RunError, match="needs torch's launcher"):
+        cnnspec.train(specs["bn"], "torch", nproc=2, out=tmp_path / "r", verbose=False)
+    assert not (tmp_path / "r").exists()
