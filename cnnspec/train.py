@@ -217,6 +217,12 @@ def _train_placed(
 ) -> TrainResult:
     """``train`` once the backend has placed this process: only rank 0 writes or prints."""
     settings.device, settings.replicas = placement.device, placement.replicas
+    if placement.device != "cpu" and not resuming and settings.precision_reason.startswith("auto"):
+        # auto's evidence is the CPU's: cnnspec has measured bf16 on CPUs only, so a GPU trains fp32 unless asked
+        settings.precision = "fp32"
+        settings.precision_reason = (
+            f"auto: fp32 on {placement.device}; bf16 there is not measured (ask --precision bf16)"
+        )
     verbose = verbose and placement.main
     if paths is None:  # rank 0 picks the directory (runs/<name>-<backend>[-k]) and tells the others
         chosen = Path(out) if out is not None else default_run_dir(spec.name, settings.backend)
