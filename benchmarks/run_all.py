@@ -23,6 +23,7 @@ SCRIPTS = [
     ("Branching networks: ResNet-20", "bench_graph.py"),
     ("Peak memory of training (and Keras bf16)", "bench_memory.py"),
     ("Scale: batch size and model size", "bench_scale.py"),
+    ("Data-parallel training: processes and devices", "bench_distributed.py"),
     ("Data streamed from disk", "bench_data.py"),
     ("torch.compile", "bench_compile.py"),
     ("Inference and export", "bench_inference.py"),
