@@ -153,6 +153,7 @@ class Trainer:
         training: TrainingSpec,
         learning_rate: float | None = None,
         precision: str = "fp32",
+        *,
         placement: Placement | None = None,
     ):
         self.model, self.training, self.precision = model, training, precision
