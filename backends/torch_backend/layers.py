@@ -43,6 +43,8 @@ from cnnspec.layers import (
 from cnnspec.numerics import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
 from cnnspec.registry import builder_registrar
 
+from .scalars import factor
+
 # -- activations (Keras 3 definitions and constants) --------------------------------------
 
 
@@ -91,9 +93,50 @@ def _symmetric(pads: tuple[int, int, int, int]) -> bool:
     return pads[0] == pads[1] and pads[2] == pads[3]
 
 
+try:  # the layout ``F.pad`` gives its output (ATen's ``suggest_memory_format``)
+    from torch._prims_common import suggest_memory_format as _suggest_memory_format
+except ImportError:  # pragma: no cover - a torch without it pads with F.pad
+    _suggest_memory_format = None
+
+
+class _ZeroPad(torch.autograd.Function):
+    """``F.pad(x, pads)`` with zeros (all pads >= 0), the same tensor in the same layout, in one pass
+    over ``x`` instead of three: ``F.pad`` fills the whole output, then copies ``x`` in, and its
+    backward copies the gradient's interior out (a clone of the crop); here only the border is
+    zeroed, and the backward returns the crop as a view (autograd adds it where it is needed)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:  # noqa: ANN401
+        left, right, top, bottom = pads
+        n, c, h, w = x.shape
+        out = torch.empty(
+            (n, c, top + h + bottom, left + w + right),
+            dtype=x.dtype,
+            device=x.device,
+            memory_format=_suggest_memory_format(x),
+        )
+        if top:
+            out[:, :, :top].zero_()
+        if bottom:
+            out[:, :, top + h :].zero_()
+        if left:
+            out[:, :, top : top + h, :left].zero_()
+        if right:
+            out[:, :, top : top + h, left + w :].zero_()
+        out[:, :, top : top + h, left : left + w].copy_(x)
+        ctx.interior = (top, h, left, w)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN401
+        top, h, left, w = ctx.interior
+        return grad[:, :, top : top + h, left : left + w], None
+
+
 class Conv2d(nn.Conv2d):
     """Keras Conv2D (and, with ``groups`` = input channels, DepthwiseConv2D): ``same`` padding may be
-    uneven (extra cell bottom/right); pad explicitly then.
+    uneven (extra cell bottom/right); pad explicitly then (in training with ``_ZeroPad``, which costs
+    less than ``F.pad``; compiled, exported or evaluating, with ``F.pad``).
 
     Along an axis with a single output position the stride is 1 and the input cells the window never
     reads are cropped (``WindowedLayer.single_window_plan``): oneDNN's AVX-512 kernels compute a narrow
@@ -121,8 +164,11 @@ class Conv2d(nn.Conv2d):
         if self.crop is not None:
             x = x[:, :, : self.crop[0], : self.crop[1]]
         if self.explicit_pads is not None:
-            x = F.pad(x, self.explicit_pads)
-        return super().forward(x)
+            if self.training and _suggest_memory_format is not None and not torch.compiler.is_compiling():
+                x = _ZeroPad.apply(x, self.explicit_pads)
+            else:
+                x = F.pad(x, self.explicit_pads)
+        return self._conv_forward(x, self.weight, self.bias)
 
 
 class MaxPool2d(nn.Module):
@@ -237,8 +283,10 @@ class BatchNorm(nn.Module):
             out = F.batch_norm(x.float(), mean, unbiased, self.weight, self.bias, True, 1.0, self.eps)
             with torch.no_grad():
                 n = x.numel() // x.shape[1]
-                self.running_mean.mul_(self.momentum).add_(mean * (1.0 - self.momentum))
-                self.running_var.mul_(self.momentum).add_(unbiased * ((n - 1) / n * (1.0 - self.momentum)))
+                moving_mean, moving_var, momentum = self.running_mean, self.running_var, self.momentum
+                moving_mean.mul_(factor(momentum, moving_mean)).add_(mean * factor(1.0 - momentum, mean))
+                rate = (n - 1) / n * (1.0 - momentum)
+                moving_var.mul_(factor(momentum, moving_var)).add_(unbiased * factor(rate, unbiased))
             return out
         return F.batch_norm(
             x.float(), self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps

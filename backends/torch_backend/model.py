@@ -38,6 +38,13 @@ class CompiledModel(nn.Module):
         names = {info.name: index for index, info in enumerate(spec.summary().layers)}
         self.sources = [[names.get(name, -1) for name in info.inputs] for info in spec.summary().layers]
         self.merges = [bool(layer.merges) for layer in spec.layers]
+        # the outputs each block is the last to read: the interpreter lets them go after it, so an
+        # activation lives only as long as in a hand-written forward (autograd keeps what it needs)
+        last_reader = {source: index for index, sources in enumerate(self.sources) for source in sources}
+        self.releases = [
+            tuple(source for source in sorted(set(sources)) if source >= 0 and last_reader[source] == index)
+            for index, sources in enumerate(self.sources)
+        ]
         self.straight = not spec.summary().is_graph
         # Keras's cross-entropy reaches behind a final softmax *or sigmoid* for its
         # input (keras/src/backend/tensorflow/nn.py, `_keras_logits`) and treats it as logits.
@@ -59,32 +66,44 @@ class CompiledModel(nn.Module):
             for block in self.blocks:
                 x = block(x)
             return x
-        return self._run(x)[-1]
+        return self._run(x, keep=False)[-1]
 
-    def _run(self, x: torch.Tensor, last_block: nn.Module | None = None) -> list[torch.Tensor]:
+    def _run(self, x: torch.Tensor, logits: bool = False, keep: bool = True) -> list[torch.Tensor | None]:
         """Every block's output, each block reading the outputs (or the input) it names.
 
-        ``last_block``: run in place of the last block (the logits path leaves out its activation).
+        ``logits``: the last block leaves out its final activation. ``keep``: False lets each output
+        go once its last reader has run (its entry becomes None; the last one stays).
         """
-        outputs: list[torch.Tensor] = []
-        count = len(self.blocks)
+        outputs: list[torch.Tensor | None] = []
+        last = len(self.blocks) - 1
         for index, block in enumerate(self.blocks):
             ins = [x if source < 0 else outputs[source] for source in self.sources[index]]
-            module = last_block if last_block is not None and index == count - 1 else block
-            outputs.append(module(ins if self.merges[index] else ins[0]))
+            y = ins if self.merges[index] else ins[0]
+            del ins
+            outputs.append(self._head(block, y) if logits and index == last else block(y))
+            del y
+            if not keep:
+                for source in self.releases[index]:
+                    outputs[source] = None
         return outputs
+
+    @staticmethod
+    def _head(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        """``block`` without its final activation."""
+        for module in list(block)[:-1]:
+            x = module(x)
+        return x
 
     def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The output before a final softmax or sigmoid (the output itself when there is none)."""
         if not self.loss_from_logits:
             return self(x)
         x = self._input(x)
-        head = nn.Sequential(*list(self.blocks[-1])[:-1])
         if not self.straight:
-            return self._run(x, last_block=head)[-1]
+            return self._run(x, logits=True, keep=False)[-1]
         for block in self.blocks[:-1]:
             x = block(x)
-        return head(x)
+        return self._head(self.blocks[-1], x)
 
     def layer_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every spec layer's output, in order (NCHW for images)."""

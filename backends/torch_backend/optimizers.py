@@ -17,11 +17,21 @@ import torch
 
 from cnnspec.spec import OptimizerSpec
 
+from .scalars import factor
+
 Schedule = Callable[[int], float]  # optimizer step -> learning rate
 
 
 def _with_grads(group: dict) -> list[torch.Tensor]:
     return [p for p in group["params"] if p.grad is not None]
+
+
+def _multiplier(params: list[torch.Tensor]) -> Callable[[float], float | torch.Tensor]:
+    """How to pass a number that multiplies ``params``-shaped tensors to the foreach ops (``scalars.factor``:
+    the same products, a cheaper call); parameters of mixed types take the float itself."""
+    if len({p.dtype for p in params}) == 1:
+        return lambda value: factor(value, params[0])
+    return lambda value: value
 
 
 def _slots(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], *names: str) -> list[list[torch.Tensor]]:
@@ -67,8 +77,9 @@ class KerasOptimizer(torch.optim.Optimizer):
                 continue
             lr = self.current_lr(group)
             if group["weight_decay"] is not None:
-                decay = torch._foreach_mul(params, group["weight_decay"])
-                torch._foreach_mul_(decay, lr)
+                scalar = _multiplier(params)
+                decay = torch._foreach_mul(params, scalar(group["weight_decay"]))
+                torch._foreach_mul_(decay, scalar(lr))
                 torch._foreach_sub_(params, decay)
             self.update(group, params, [p.grad for p in params], lr, self.iterations() + 1)
         first = self.state[self.param_groups[0]["params"][0]]
@@ -92,16 +103,17 @@ class KerasAdam(KerasOptimizer):
         b1, b2, eps = group["beta_1"], group["beta_2"], group["epsilon"]
         alpha = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
         m, v = _slots(self, params, "m", "v")
+        scalar = _multiplier(params)
         delta = torch._foreach_sub(grads, m)
-        torch._foreach_mul_(delta, 1 - b1)
+        torch._foreach_mul_(delta, scalar(1 - b1))
         torch._foreach_add_(m, delta)
         delta = torch._foreach_mul(grads, grads)
         torch._foreach_sub_(delta, v)
-        torch._foreach_mul_(delta, 1 - b2)
+        torch._foreach_mul_(delta, scalar(1 - b2))
         torch._foreach_add_(v, delta)
         denominator = torch._foreach_sqrt(v)
         torch._foreach_add_(denominator, eps)
-        update = torch._foreach_mul(m, alpha)
+        update = torch._foreach_mul(m, scalar(alpha))
         torch._foreach_div_(update, denominator)
         torch._foreach_sub_(params, update)
 
@@ -114,15 +126,16 @@ class KerasSGD(KerasOptimizer):
 
     def update(self, group, params, grads, lr, t):
         mu = group["momentum"]
-        scaled_grads = torch._foreach_mul(grads, lr)
+        scalar = _multiplier(params)
+        scaled_grads = torch._foreach_mul(grads, scalar(lr))
         if mu == 0:
             torch._foreach_sub_(params, scaled_grads)
             return
         (m,) = _slots(self, params, "m")
-        torch._foreach_mul_(m, mu)
+        torch._foreach_mul_(m, scalar(mu))
         torch._foreach_sub_(m, scaled_grads)
         if group["nesterov"]:
-            step = torch._foreach_mul(m, mu)
+            step = torch._foreach_mul(m, scalar(mu))
             torch._foreach_sub_(step, scaled_grads)
             torch._foreach_add_(params, step)
         else:
@@ -142,21 +155,22 @@ class KerasRMSprop(KerasOptimizer):
     def update(self, group, params, grads, lr, t):
         rho, mu, eps = group["rho"], group["momentum"], group["epsilon"]
         (velocity,) = _slots(self, params, "velocity")
-        torch._foreach_mul_(velocity, rho)
-        torch._foreach_add_(velocity, torch._foreach_mul(torch._foreach_mul(grads, grads), 1 - rho))
+        scalar = _multiplier(params)
+        torch._foreach_mul_(velocity, scalar(rho))
+        torch._foreach_add_(velocity, torch._foreach_mul(torch._foreach_mul(grads, grads), scalar(1 - rho)))
         if group["centered"]:
             (average,) = _slots(self, params, "average_grad")
-            torch._foreach_mul_(average, rho)
-            torch._foreach_add_(average, torch._foreach_mul(grads, 1 - rho))
+            torch._foreach_mul_(average, scalar(rho))
+            torch._foreach_add_(average, torch._foreach_mul(grads, scalar(1 - rho)))
             denominator = torch._foreach_sub(velocity, torch._foreach_mul(average, average))
             torch._foreach_add_(denominator, eps)
         else:
             denominator = torch._foreach_add(velocity, eps)
-        increment = torch._foreach_mul(grads, lr)
+        increment = torch._foreach_mul(grads, scalar(lr))
         torch._foreach_div_(increment, torch._foreach_sqrt(denominator))
         if mu > 0:
             (momentum,) = _slots(self, params, "momentum")
-            torch._foreach_mul_(momentum, mu)
+            torch._foreach_mul_(momentum, scalar(mu))
             torch._foreach_add_(momentum, increment)
             torch._foreach_sub_(params, momentum)
         else:
