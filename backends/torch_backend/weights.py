@@ -28,9 +28,10 @@ def variables(model: CompiledModel) -> Iterator[tuple[str, torch.Tensor, Param]]
 
 
 def get_weights(model: CompiledModel) -> Weights:
-    """The model's weights as canonical float32 numpy arrays."""
+    """The model's weights as canonical float32 numpy arrays: copies, which later training leaves alone
+    (``.numpy()`` of a CPU tensor is a view, and a layout that needs no transpose would pass it through)."""
     return {
-        key: np.ascontiguousarray(param.to_keras(tensor.detach().float().cpu().numpy()))
+        key: np.array(param.to_keras(tensor.detach().float().cpu().numpy()), order="C", copy=True)
         for key, tensor, param in variables(model)
     }
 

@@ -215,3 +215,20 @@ def test_cli_train_then_evaluate(tmp_path):
     assert "Epoch 2/2" in result.stdout and "Test: accuracy" in result.stdout
     data = json.loads(run_cli("evaluate", tmp_path / "run", "--json").stdout)
     assert set(data) == {"accuracy", "loss", "n"} and data["n"] == 360
+
+
+def test_get_weights_returns_copies_that_training_leaves_alone():
+    """The driver keeps the best epoch's weights in memory: they must not follow later steps."""
+    import numpy as np
+
+    import cnnspec
+    from cnnspec.backends import torch_backend as tb
+
+    spec = cnnspec.load_spec("specs/every_layer.yaml")
+    model = tb.build(spec)
+    before = tb.get_weights(model)
+    kept = {key: value.copy() for key, value in before.items()}
+    for tensor in model.parameters():
+        tensor.data.add_(1.0)
+    for key in before:
+        np.testing.assert_array_equal(before[key], kept[key], err_msg=key)
