@@ -38,7 +38,9 @@ SpecArg = typer.Argument(..., help="Spec file (YAML or JSON).", show_default=Fal
 
 def _worker_rank() -> int | None:
     """This process's rank when torch's launcher started it as one of several (None otherwise)."""
-    if not os.environ.get("TORCHELASTIC_RUN_ID") or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+    from .placement import LAUNCHED_ENV
+
+    if not os.environ.get(LAUNCHED_ENV) or int(os.environ.get("WORLD_SIZE", "1")) < 2:
         return None
     return int(os.environ.get("RANK", "0"))
 

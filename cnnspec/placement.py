@@ -27,6 +27,7 @@ from .errors import RunError
 
 # set for the workers `cnnspec train --nproc` starts: the launcher reports a Ctrl-C for them
 LAUNCHER_ENV = "CNNSPEC_LAUNCHER"
+LAUNCHED_ENV = "TORCHELASTIC_RUN_ID"  # set in every worker torch's launcher (torchrun, --nproc) starts
 DEVICE_REQUESTS = ("auto", "cpu", "cuda", "cuda:N")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 

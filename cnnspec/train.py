@@ -28,7 +28,7 @@ from .errors import DataError, RunError
 from .hardware import PRECISIONS, choose_precision, warn_if_emulated
 from .load import load_spec
 from .model import Model
-from .placement import Placement, check_device_request, check_nproc
+from .placement import LAUNCHED_ENV, Placement, check_device_request, check_nproc
 from .progress import EpochProgress
 from .resources import check_resources
 from .runs import RunLock, RunPaths, RunSettings, default_run_dir, read_json, write_json
@@ -251,7 +251,6 @@ def _train_placed(
 
 # backends whose replicas are processes (started by torch's launcher) rather than devices of one process
 PROCESS_REPLICAS = {"torch"}
-LAUNCHED_ENV = "TORCHELASTIC_RUN_ID"  # set in every worker torch's launcher (torchrun, --nproc) starts
 
 
 def trains_in_processes(backend: str, resume: str | Path | None = None) -> bool:
