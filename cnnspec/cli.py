@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -514,7 +515,20 @@ def data_preview(
 
 def run() -> None:
     """Console-script entry point."""
-    app()
+    if _worker_rank() is None:
+        app()
+        return
+    # One of torch's launched workers: end without interpreter finalisation. There, gloo's threads
+    # can still release work holding Python objects and abort the process ("terminate called without
+    # an active exception", pytorch/pytorch#179291) after the run has finished and been written.
+    try:
+        app()
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

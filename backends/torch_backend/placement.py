@@ -126,6 +126,9 @@ class TorchPlacement(Placement):
 
     def close(self) -> None:
         if self.owns_group and self.group is not None and dist.is_initialized():
+            # nobody tears the group down while a peer still talks to it (a peer gone: nothing to wait for)
+            with contextlib.suppress(RuntimeError):
+                dist.barrier()
             dist.destroy_process_group()
         self.group = None
 
