@@ -41,9 +41,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# One pytest-xdist worker a core (each with its share of threads: tests/conftest.py), whole files
+# per worker so that a module's trained fixtures are trained once.
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(max(1, min(len(os.sched_getaffinity(0)), 4)))")
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
 test: lint
-	$(BIN)/python -m pytest
-	TF_ENABLE_ONEDNN_OPTS=0 $(BIN)/python -m pytest -q -m "not slow" $(STOCK_TF_TESTS)
+	$(PYTEST)
+	TF_ENABLE_ONEDNN_OPTS=0 $(PYTEST) -q -m "not slow" $(STOCK_TF_TESTS)
 
 bench: $(STAMP)
 	$(BIN)/python -m compileall -q cnnspec backends  # fresh bytecode: start-up is part of what is measured

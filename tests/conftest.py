@@ -13,6 +13,17 @@ SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# Under pytest-xdist (make test runs one worker a core) each worker gets its share of the cores, set
+# here before any framework starts its thread pools: N workers of all cores each would oversubscribe
+# the machine, and torch's and oneDNN's spinning threads then slow everything down. Child processes
+# (the CLI tests) inherit the share.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _share = str(max(1, _cores // _workers))
+    for _variable in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        os.environ.setdefault(_variable, _share)
+
 # CI draws the same examples every run (a red build means a change broke something, not a new draw);
 # HYPOTHESIS_PROFILE=long explores fresh random examples
 settings.register_profile(
