@@ -41,9 +41,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# One pytest-xdist worker a core (each with its share of threads: tests/conftest.py), whole files
-# per worker so that a module's trained fixtures are trained once.
-TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(max(1, min(len(os.sched_getaffinity(0)), 4)))")
+# One pytest-xdist worker a core, at most 4 (each holds TensorFlow and torch, about 2 GB), each with
+# its share of threads (tests/conftest.py); whole files per worker, so module fixtures train once.
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count(); print(max(1, min(cores or 1, 4)))")
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test: lint
