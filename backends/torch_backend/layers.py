@@ -281,7 +281,7 @@ class _SynchronizedBatchNorm(torch.autograd.Function):
             mean_grad, mean_grad_normalized = (totals / ctx.n).float().chunk(2)
             scale = invstd * weight if ctx.has_weight else invstd
             grad_x = (grad - mean_grad.view(shape) - normalized * mean_grad_normalized.view(shape)) * scale.view(shape)
-        # the parameters' gradients stay this process's own: DistributedDataParallel sums them
+        # the parameters' gradients stay this process's own: DistributedDataParallel averages them
         grad_weight = sum_grad_normalized.float() if ctx.has_weight else None
         grad_bias = sum_grad.float() if ctx.has_bias else None
         return grad_x, grad_weight, grad_bias, None, None
