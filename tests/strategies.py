@@ -108,7 +108,38 @@ def valid_spec_dicts(draw: Any, max_layers: int = 6, max_size: int = 16) -> dict
     if len(shape) == 3:
         layers.append({"type": draw(st.sampled_from(["flatten", "global_avg_pool2d", "global_max_pool2d"]))})
     layers.append({"type": "dense", "units": draw(st.integers(2, 6)), "activation": "softmax"})
-    return {"name": "random", "input_shape": input_shape, "layers": layers}
+    return {"name": "random", "input_shape": input_shape, "layers": draw(named(layers))}
+
+
+# Names that once collided with something downstream ("output" and "logits" are the exported graph's outputs),
+# names frameworks give their own parts, and the characters a name may hold besides letters and digits.
+TRICKY_NAMES = [
+    "output",
+    "logits",
+    "OUTPUT",
+    "Input",
+    "input_layer",
+    "input_1",
+    "model",
+    "functional",
+    "dense",
+    "a.b-c",
+]
+LAYER_NAMES = st.one_of(st.sampled_from(TRICKY_NAMES), st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,12}", fullmatch=True))
+
+
+@st.composite
+def named(draw: Any, layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``layers`` with some given names (the rest keep the spec's default ``<type>_<index>``), all distinct."""
+    taken = {f"{layer['type']}_{index}" for index, layer in enumerate(layers)}
+    out = []
+    for layer in layers:
+        name = draw(LAYER_NAMES) if draw(st.booleans()) else None
+        if name is not None and name not in taken and name != "input":
+            taken.add(name)
+            layer = {**layer, "name": name}
+        out.append(layer)
+    return out
 
 
 JUNK = st.one_of(

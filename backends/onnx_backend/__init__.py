@@ -19,7 +19,8 @@ from . import augment  # noqa: F401  (registers the builders that leave training
 from .export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, check_model, to_onnx, to_onnx_with_layers
 from .graph import BUILDERS
 from .quantize import quantize_int8, to_float16
-from .runtime import Predictor, choose_providers, cuda_works, evaluate_file
+from .runners import ONNXRUNTIME_RUNNERS, RUNNERS, RuntimeFailed, missing as runner_missing, run as run_file
+from .runtime import OPTIMIZATION_LEVELS, Predictor, choose_providers, cuda_works, evaluate_file
 
 NAME = "onnx"
 
@@ -79,6 +80,10 @@ __all__ = [
     "MAX_OPSET",
     "MIN_OPSET",
     "NAME",
+    "ONNXRUNTIME_RUNNERS",
+    "OPTIMIZATION_LEVELS",
+    "RUNNERS",
+    "RuntimeFailed",
     "OnnxModel",
     "Predictor",
     "build",
@@ -90,6 +95,8 @@ __all__ = [
     "layer_outputs",
     "predict",
     "quantize_int8",
+    "run_file",
+    "runner_missing",
     "to_float16",
     "to_onnx",
     "to_onnx_with_layers",

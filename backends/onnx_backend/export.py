@@ -66,7 +66,7 @@ def to_onnx_with_layers(
     height, width, channels = spec.input_shape
     if layout == "nhwc":
         input_info = helper.make_tensor_value_info("input", FLOAT, ["batch", height, width, channels])
-        x = graph.node("Transpose", ["input"], "input/nchw", perm=[0, 3, 1, 2])
+        x = graph.interface("Transpose", ["input"], "input/nchw", perm=[0, 3, 1, 2])
     else:
         input_info = helper.make_tensor_value_info("input", FLOAT, ["batch", channels, height, width])
         x = "input"
@@ -80,9 +80,9 @@ def to_onnx_with_layers(
         tensors.append(x)
     last = graph.nodes[-1]
     classes = report.output_shape[0]
-    outputs = [helper.make_tensor_value_info(graph.node("Identity", [x], "output"), FLOAT, ["batch", classes])]
+    outputs = [helper.make_tensor_value_info(graph.interface("Identity", [x], "output"), FLOAT, ["batch", classes])]
     if last.op_type in LOGIT_OPS:
-        logits = graph.node("Identity", [last.input[0]], "logits")
+        logits = graph.interface("Identity", [last.input[0]], "logits")
         outputs.append(helper.make_tensor_value_info(logits, FLOAT, ["batch", classes]))
     if all_layer_outputs:  # each tensor once: a left-out layer's is its input's (the same shape)
         shapes = dict(zip(tensors, (info.output_shape for info in report.layers)))
@@ -106,16 +106,21 @@ def to_onnx_with_layers(
     return model, tensors
 
 
-def check_model(model: onnx.ModelProto, spec: ModelSpec) -> None:
-    """onnx.checker (full check) and ONNX shape inference against the shape checker, layer by layer."""
+def check_model(model: onnx.ModelProto, spec: ModelSpec, layer_tensors: list[str]) -> None:
+    """onnx.checker (full check) and ONNX shape inference against the shape checker, layer by layer.
+
+    ``layer_tensors``: per spec layer, the tensor holding its output (``to_onnx_with_layers``); every one
+    must have an inferred shape, so no layer goes unchecked.
+    """
     onnx.checker.check_model(model, full_check=True)
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     shapes = {
         vi.name: [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.type.tensor_type.shape.dim]
-        for vi in [*inferred.graph.value_info, *inferred.graph.output]
+        for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]
     }
-    for info in spec.summary().layers:
+    for info, tensor in zip(spec.summary().layers, layer_tensors):
         expected = _dims(info.output_shape)
-        got = shapes.get(info.name)
-        if got is not None and got[1:] != expected[1:]:
-            raise CnnspecError(f"ONNX shape inference gives {got[1:]} for layer '{info.name}', the spec {expected[1:]}")
+        got = shapes.get(tensor)
+        if got is None or got[1:] != expected[1:]:
+            found = "no shape" if got is None else got[1:]
+            raise CnnspecError(f"ONNX shape inference gives {found} for layer '{info.name}', the spec {expected[1:]}")

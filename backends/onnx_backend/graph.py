@@ -42,23 +42,53 @@ from cnnspec.numerics import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
 from cnnspec.registry import builder_registrar
 from cnnspec.weights import Weights
 
+# The graph's own interface: its input and its outputs. A layer may be called "output" or "logits" (the
+# last layer of LeNet-5 is OUTPUT in the paper; "input" is refused by the spec, which means the model input
+# by it), so the tensor of such a layer takes a name no layer can have (layer names have no colon).
+INTERFACE = frozenset({"input", "output", "logits"})
+
+
+def tensor_name(name: str) -> str:
+    """The graph tensor that holds a layer's (or a layer's internal) output called ``name``."""
+    return f"layer:{name}" if name in INTERFACE else name
+
 
 @dataclass
 class Graph:
-    """Nodes and initializers under construction; ``opset`` decides which ops exist."""
+    """Nodes and initializers under construction; ``opset`` decides which ops exist.
+
+    Every tensor name is written once (ONNX graphs are in static single assignment form): a second
+    writer is a bug in a builder, reported here by name rather than by the runtime that loads the file.
+    """
 
     opset: int
     weights: Weights
     nodes: list = field(default_factory=list)
     initializers: list = field(default_factory=list)
+    written: set[str] = field(default_factory=lambda: {"input"})
 
     def node(self, op: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        """Append ``op``; its output tensor (and node) is called ``output``, or ``tensor_name(output)``."""
+        return self._append(op, inputs, tensor_name(output), **attrs)
+
+    def interface(self, op: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        """A node writing one of the graph's interface tensors (``INTERFACE``, or the input's NCHW view)."""
+        return self._append(op, inputs, output, **attrs)
+
+    def _append(self, op: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        self._claim(output)
         self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
 
     def constant(self, name: str, value: np.ndarray | np.floating, dtype: type = np.float32) -> str:
+        self._claim(name)
         self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
         return name
+
+    def _claim(self, name: str) -> None:
+        if name in self.written:
+            raise ValueError(f"ONNX tensor {name!r} would be written twice (a builder reuses a name)")
+        self.written.add(name)
 
 
 # -- activations ---------------------------------------------------------------------------
@@ -201,11 +231,24 @@ def _rescaling(g: Graph, layer: Rescaling, x: str, shape: tuple) -> str:
 
 @builds(ZeroPadding2D)
 def _zero_padding(g: Graph, layer: ZeroPadding2D, x: str, shape: tuple) -> str:
+    """Zeros around the image, written as data: padding with -inf, then the elementwise maximum with a
+    constant that is 0 on the border and -inf inside (``max(x, -inf) = x``; ``max(-inf, 0) = 0``).
+
+    Not a zero ``Pad``: optimisers fold a zero Pad into the pads of the pool that reads it, and a
+    MaxPool's pads count as -inf. ONNX Runtime's PadFusion does so from ORT_ENABLE_BASIC on (every level
+    but the lowest): a max pool over negative values near the border then loses its zeros, and where
+    the folded pads reach the pool's size the session refuses to load (tests/backends/test_other_runtimes.py
+    keeps the reproducer). No optimiser folds a Max into a pool, and a -inf Pad folded into a MaxPool
+    would mean what it says.
+    """
     (top, bottom), (left, right) = layer.padding
-    pads = g.constant(
-        f"{layer.name}/pads", np.array([0, 0, top, left, 0, 0, bottom, right]), np.int64
-    )  # NCHW begins, ends
-    return g.node("Pad", [x, pads], layer.name, mode="constant")
+    height, width = shape[0] + top + bottom, shape[1] + left + right
+    pads = g.constant(f"{layer.name}/pads", np.array([0, 0, top, left, 0, 0, bottom, right]), np.int64)
+    fill = g.constant(f"{layer.name}/fill", np.float32(-np.inf))
+    padded = g.node("Pad", [x, pads, fill], f"{layer.name}/padded", mode="constant")
+    border = np.zeros((1, 1, height, width), np.float32)  # broadcast over batch and channels
+    border[:, :, top : top + shape[0], left : left + shape[1]] = -np.inf
+    return g.node("Max", [padded, g.constant(f"{layer.name}/border", border)], layer.name)
 
 
 @builds(MaxPool2D)
@@ -247,19 +290,24 @@ def _global_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
 
 @builds(BatchNorm)
 def _batch_norm(g: Graph, layer: Any, x: str, shape: tuple) -> str:
-    channels = shape[-1]
-    w = g.weights
-    scale = w[f"{layer.name}/gamma"] if layer.scale else np.ones(channels, np.float32)
-    bias = w[f"{layer.name}/beta"] if layer.center else np.zeros(channels, np.float32)
-    inputs = [
-        x,
-        g.constant(f"{layer.name}/gamma", scale),
-        g.constant(f"{layer.name}/beta", bias),
-        g.constant(f"{layer.name}/moving_mean", w[f"{layer.name}/moving_mean"]),
-        g.constant(f"{layer.name}/moving_variance", w[f"{layer.name}/moving_variance"]),
-    ]
-    # ONNX's default epsilon is 1e-5, Keras's 1e-3: always carry the spec's
-    return g.node("BatchNormalization", inputs, layer.name, epsilon=layer.epsilon)
+    """Inference batch norm as TensorFlow computes it (``tf.nn.batch_normalization``, which Keras calls):
+    ``x * inv + (beta - mean * inv)`` with ``inv = gamma / sqrt(moving_variance + epsilon)``, folded into
+    two constants here and written as Mul and Add.
+
+    Not a BatchNormalization node: OpenCV's DNN (5.0) fuses one that follows a convolution and its
+    activation into the convolution as if it came before the activation, which is wrong for every
+    activation but ReLU-like ones (tests/backends/test_other_runtimes.py keeps the reproducer). ONNX
+    Runtime and OpenVINO fold the Mul and Add into a preceding convolution as they would the node.
+    """
+    channels, w = shape[-1], g.weights
+    gamma = w[f"{layer.name}/gamma"] if layer.scale else np.ones(channels, np.float32)
+    beta = w[f"{layer.name}/beta"] if layer.center else np.zeros(channels, np.float32)
+    # float32 arithmetic, as TensorFlow's; ONNX's default epsilon (1e-5) never applies: the spec's is used
+    inv = gamma * (np.float32(1.0) / np.sqrt(w[f"{layer.name}/moving_variance"] + np.float32(layer.epsilon)))
+    shift = beta - w[f"{layer.name}/moving_mean"] * inv
+    per_channel = (channels, 1, 1) if len(shape) == 3 else (channels,)  # NCHW channels, or a flat input's features
+    scaled = g.node("Mul", [x, g.constant(f"{layer.name}/scale", inv.reshape(per_channel))], f"{layer.name}/scaled")
+    return g.node("Add", [scaled, g.constant(f"{layer.name}/shift", shift.reshape(per_channel))], layer.name)
 
 
 @builds(Flatten)

@@ -24,9 +24,19 @@ PROVIDERS = {
 }
 
 
-def _quiet_options(threads: int | None = None) -> ort.SessionOptions:
+# ONNX Runtime's graph optimisation levels, lowest first; ORT_ENABLE_ALL is its default and what Predictor
+# uses. Each level rewrites the graph further (fusions, layout changes), so a file is verified at every one.
+OPTIMIZATION_LEVELS = {
+    name: getattr(ort.GraphOptimizationLevel, f"ORT_{name.upper()}")
+    for name in ("disable_all", "enable_basic", "enable_extended", "enable_layout", "enable_all")
+    if hasattr(ort.GraphOptimizationLevel, f"ORT_{name.upper()}")  # ENABLE_LAYOUT is new in 1.2x
+}
+DEFAULT_LEVEL = "enable_all"
+
+
+def quiet_options(threads: int | None = None, level: str = DEFAULT_LEVEL) -> ort.SessionOptions:
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = OPTIMIZATION_LEVELS[level]
     options.log_severity_level = 3  # errors only
     if threads:
         options.intra_op_num_threads = threads
@@ -58,7 +68,7 @@ def cuda_works() -> bool:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)  # the CUDA loader writes to stderr itself, past the logger
             session = ort.InferenceSession(
-                model.SerializeToString(), _quiet_options(), providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
+                model.SerializeToString(), quiet_options(), providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
             )
         return "CUDAExecutionProvider" in session.get_providers()
     except Exception:  # noqa: BLE001 - any failure means "not usable here"
@@ -95,6 +105,13 @@ def read_model(path: str | Path) -> onnx.ModelProto:
         ) from None
 
 
+def _model_and_bytes(model: str | Path | bytes | onnx.ModelProto) -> tuple[onnx.ModelProto, bytes]:
+    if isinstance(model, bytes):
+        return onnx.load_from_string(model), model
+    proto = model if isinstance(model, onnx.ModelProto) else read_model(model)
+    return proto, proto.SerializeToString()
+
+
 class Predictor:
     """An ONNX Runtime session for an exported spec.
 
@@ -103,9 +120,15 @@ class Predictor:
     (n, 10)
     """
 
-    def __init__(self, model: str | Path | onnx.ModelProto, provider: str | None = None, threads: int | None = None):
-        proto = model if isinstance(model, onnx.ModelProto) else read_model(model)
-        self.origin = "model" if isinstance(model, onnx.ModelProto) else str(model)
+    def __init__(
+        self,
+        model: str | Path | bytes | onnx.ModelProto,
+        provider: str | None = None,
+        threads: int | None = None,
+        level: str = DEFAULT_LEVEL,
+    ):
+        proto, data = _model_and_bytes(model)  # bytes given are what the session runs, exactly
+        self.origin = "model" if isinstance(model, (bytes, onnx.ModelProto)) else str(model)
         props = {p.key: p.value for p in proto.metadata_props}
         if "spec" not in props:
             raise ModelFileError(f"{self.origin}: not exported by cnnspec (no spec in its metadata)")
@@ -116,7 +139,7 @@ class Predictor:
         self.class_names: list[str] | None = json.loads(props["class_names"]) if "class_names" in props else None
         try:
             self.session = ort.InferenceSession(
-                proto.SerializeToString(), _quiet_options(threads), providers=choose_providers(provider)
+                data, quiet_options(threads, level), providers=choose_providers(provider)
             )
         except CnnspecError:
             raise

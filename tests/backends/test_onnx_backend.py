@@ -13,6 +13,7 @@ from cnnspec.weights import random_weights
 from tests.backends.test_torch_training import TINY
 from tests.cli.helpers import assert_clean_failure, cnnspec as run_cli
 
+onnx = pytest.importorskip("onnx")
 ob = pytest.importorskip("cnnspec.backends.onnx_backend")
 pytest.importorskip("cnnspec.backends.torch_backend")
 
@@ -26,8 +27,8 @@ def test_every_layer_at_every_supported_opset_loads_and_matches_torch(opset):
         update={"layers": [*spec.layers[:-2], cnnspec.Dense(name="gelu", units=16, activation="gelu"), spec.layers[-1]]}
     )
     weights = random_weights(spec, 4)
-    model = ob.to_onnx(spec, weights, opset=opset)
-    ob.check_model(model, spec)
+    model, tensors = ob.to_onnx_with_layers(spec, weights, opset=opset)
+    ob.check_model(model, spec, tensors)
     x = np.random.default_rng(0).normal(size=(3, *spec.input_shape)).astype(np.float32)
     got = ob.Predictor(model).predict(x)
     np.testing.assert_allclose(got, tb.predict(tb.build(spec, weights), x), atol=1e-5)
@@ -59,10 +60,16 @@ def test_graph_is_readable_and_carries_metadata():
 
 
 def test_batch_norm_carries_the_spec_epsilon():
+    """Inference batch norm is written as Mul and Add (graph.py says why): the folded scale uses the spec's
+    epsilon (Keras's 1e-3 here), never ONNX BatchNormalization's default 1e-5."""
     spec = cnnspec.load_spec("specs/every_layer.yaml")
-    model = ob.to_onnx(spec, random_weights(spec))
-    bn = [n for n in model.graph.node if n.op_type == "BatchNormalization"]
-    assert bn and all(abs(a.f - 1e-3) < 1e-9 for n in bn for a in n.attribute if a.name == "epsilon")
+    weights = random_weights(spec)
+    model = ob.to_onnx(spec, weights)
+    assert "BatchNormalization" not in {n.op_type for n in model.graph.node}
+    constants = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    for layer in (layer for layer in spec.layers if layer.type == "batch_norm"):
+        expected = weights[f"{layer.name}/gamma"] / np.sqrt(weights[f"{layer.name}/moving_variance"] + 1e-3)
+        np.testing.assert_allclose(constants[f"{layer.name}/scale"].ravel(), expected, rtol=1e-6)
 
 
 def test_nchw_layout_takes_channels_first():
@@ -114,7 +121,7 @@ def test_export_cli_verifies_and_evaluates_the_same(trained_run, tmp_path):
     out = tmp_path / "m.onnx"
     result = run_cli("export", "onnx", trained_run, "--output", out)
     assert result.returncode == 0, result.stderr
-    assert "Verified: ONNX Runtime vs torch, max abs difference" in result.stdout
+    assert "Verified: the file in ONNX Runtime at each of its 5 optimisation levels vs torch, max abs" in result.stdout
     onnx_metrics = json.loads(run_cli("evaluate", out, "--json").stdout)
     run_metrics = json.loads((trained_run / "metrics.json").read_text())
     assert onnx_metrics["accuracy"] == pytest.approx(run_metrics["accuracy"], abs=1e-9)
@@ -133,6 +140,7 @@ def test_export_refuses_beyond_tolerance_and_writes_nothing(trained_run, tmp_pat
 def test_python_api_export_and_predictor(trained_run, tmp_path):
     report = cnnspec.export_onnx(trained_run, tmp_path / "api.onnx")
     assert report.max_abs_diff <= 1e-5 and report.export_seconds < 5
+    assert set(report.runners) == set(ob.ONNXRUNTIME_RUNNERS)  # the file verified at every optimisation level
     predictor = cnnspec.Predictor(tmp_path / "api.onnx")
     assert predictor.class_names == [str(i) for i in range(10)]
     probs = predictor.predict(np.zeros((8, 8, 1), np.float32))  # a single image works too
@@ -262,3 +270,93 @@ def test_an_onnx_file_reports_the_loss_the_run_trains_with(tmp_path, loss):
     assert predictor.loss_and_accuracy(x, y)["loss"] == pytest.approx(expected, rel=1e-5)
     probabilities = [p for _, _, p in predictor.top_k(x[:1], k=3)[0]]
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-5) and min(probabilities) >= 0
+
+
+# The last layer of LeNet-5 is OUTPUT in the paper; "output" and "logits" are also the exported graph's outputs.
+NAMED_LIKE_THE_GRAPH = {
+    "name": "lenet_names",
+    "input_shape": [8, 8, 1],
+    "layers": [
+        {"type": "conv2d", "name": "logits", "filters": 4, "kernel_size": 3, "activation": "tanh"},
+        {"type": "flatten", "name": "Input"},
+        {"type": "dense", "name": "OUTPUT", "units": 6, "activation": "tanh"},
+        {"type": "dense", "name": "output", "units": 10, "activation": "softmax"},
+    ],
+}
+
+
+def test_layers_named_like_the_graph_outputs_export_verify_and_run(tmp_path):
+    from cnnspec.backends import torch_backend as tb
+
+    spec = cnnspec.load_spec(NAMED_LIKE_THE_GRAPH)
+    weights = random_weights(spec, 3)
+    run = _run_dir_with(tmp_path / "run", spec, weights)
+    result = run_cli("export", "onnx", run, "--output", tmp_path / "lenet.onnx")
+    assert result.returncode == 0, result.stderr
+    model = ob.to_onnx(spec, weights)
+    assert [o.name for o in model.graph.output] == ["output", "logits"]
+    assert {"layer:output", "layer:logits", "OUTPUT", "Input"} <= {node.name for node in model.graph.node}
+    x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    np.testing.assert_allclose(
+        ob.Predictor(tmp_path / "lenet.onnx").predict(x), tb.predict(tb.build(spec, weights), x), atol=1e-5
+    )
+    parity = run_cli("parity", tmp_path / "run" / "spec.json")
+    assert parity.returncode == 0, parity.stdout + parity.stderr
+
+
+def _zero_pad_node(g, layer, x, shape):
+    """What graph.py wrote for zero_padding2d before: a zero Pad, which ONNX Runtime folds into a MaxPool."""
+    (top, bottom), (left, right) = layer.padding
+    pads = g.constant(f"{layer.name}/pads", np.array([0, 0, top, left, 0, 0, bottom, right]), np.int64)
+    return g.node("Pad", [x, pads], layer.name, mode="constant")
+
+
+# ResNetV2's stem: values below zero reach a zero padding, then a max pool
+STEM = {
+    "name": "stem",
+    "input_shape": [9, 9, 2],
+    "layers": [
+        {"type": "rescaling", "scale": 1.0, "offset": -2.0},
+        {"type": "zero_padding2d", "padding": 1},
+        {"type": "max_pool2d", "pool_size": 3, "strides": 2},
+        {"type": "flatten"},
+        {"type": "dense", "units": 3, "activation": "softmax"},
+    ],
+}
+
+
+def test_parity_fails_when_the_exported_file_is_wrong_though_every_layer_agrees(tmp_path, monkeypatch):
+    """With the old zero padding, every layer agrees in the per-layer graph (which exposes the Pad's output and
+    so keeps ONNX Runtime from folding it), but the file export writes does not: parity exits 1 and says where."""
+    from typer.testing import CliRunner
+
+    from cnnspec.cli import app
+    from cnnspec.layers import ZeroPadding2D
+
+    path = tmp_path / "stem.json"
+    path.write_text(json.dumps(STEM))
+    assert CliRunner().invoke(app, ["parity", str(path)]).exit_code == 0
+    monkeypatch.setitem(ob.BUILDERS, ZeroPadding2D, _zero_pad_node)
+    result = CliRunner().invoke(app, ["parity", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "MISMATCH: the exported file in onnxruntime (enable_basic)" in result.output
+    assert "every layer agrees in the per-layer graph" in result.output
+    report = cnnspec.run_parity(cnnspec.load_spec(STEM))
+    assert report.first_divergence is None and not report.ok
+    assert {row["runner"] for row in report.exported_failures} >= {
+        "onnxruntime (enable_basic)",
+        "onnxruntime (enable_all)",
+    }
+
+
+def test_export_verifies_the_file_at_every_optimisation_level(tmp_path, monkeypatch):
+    """The same fault: export refuses it, naming the level, and writes nothing."""
+    from cnnspec.layers import ZeroPadding2D
+
+    spec = cnnspec.load_spec(STEM)
+    run = _run_dir_with(tmp_path / "run", spec, random_weights(spec, 0))
+    assert cnnspec.export_onnx(run, tmp_path / "right.onnx").max_abs_diff <= 1e-5
+    monkeypatch.setitem(ob.BUILDERS, ZeroPadding2D, _zero_pad_node)
+    with pytest.raises(cnnspec.CnnspecError, match=r"onnxruntime \(enable_basic\).*nothing written"):
+        cnnspec.export_onnx(run, tmp_path / "wrong.onnx")
+    assert not (tmp_path / "wrong.onnx").exists()

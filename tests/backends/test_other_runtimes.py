@@ -35,47 +35,23 @@ from tests.strategies import valid_spec_dicts
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 onnx_backend = pytest.importorskip("cnnspec.backends.onnx_backend")
+from cnnspec.backends.onnx_backend import runners  # noqa: E402  (after the importorskip that guards it)
 
 SPECS = sorted((Path(__file__).resolve().parents[2] / "specs").glob("*.yaml"))
 INSTALL = "install the runtimes extra: pip install -e '.[runtimes]'"
 Outputs = dict[str, np.ndarray]
 
 
-# -- the runtimes: ONNX bytes and an input -> every graph output by name ---------------------------
-@functools.cache
-def _openvino_core():
-    import openvino
-
-    return openvino.Core()
-
-
-def run_openvino(model: bytes, x: np.ndarray) -> Outputs:
-    import openvino
-    import openvino.properties.hint as hints
-
-    core = _openvino_core()
-    # f32, not the CPU plugin's default: on CPUs with native bf16 (AVX512-BF16, AMX) that default is
-    # bf16 inference, whose ~1e-3 errors no float32 tolerance admits
-    compiled = core.compile_model(core.read_model(model, b""), "CPU", {hints.inference_precision: openvino.Type.f32})
-    results = compiled(x)
-    return {name: results[output] for output in compiled.outputs for name in output.get_names()}  # a tensor has aliases
-
-
-def run_opencv(model: bytes, x: np.ndarray) -> Outputs:
-    import cv2
-
-    net = cv2.dnn.readNetFromONNX(np.frombuffer(model, np.uint8))
-    net.setInput(x)
-    names = list(net.getUnconnectedOutLayersNames())  # OpenCV 5's engine answers all graph outputs or none
-    return dict(zip(names, net.forward(names)))
-
-
+# -- the runtimes: ONNX bytes and an input -> every graph output by name (cnnspec's own runners) ---------
 def run_onnxruntime(model: bytes, x: np.ndarray) -> Outputs:
-    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-    return dict(zip([o.name for o in session.get_outputs()], session.run(None, {"input": x})))
+    """The reference: ONNX Runtime at its default optimisation level (tests/parity proves it matches Keras)."""
+    return runners.run("onnxruntime (enable_all)", model, x)
 
 
-RUNNERS: dict[str, Callable[[bytes, np.ndarray], Outputs]] = {"openvino": run_openvino, "opencv": run_opencv}
+RUNNERS: dict[str, Callable[[bytes, np.ndarray], Outputs]] = {
+    "openvino": functools.partial(runners.run, "openvino (CPU, f32)"),
+    "opencv": functools.partial(runners.run, "opencv dnn"),
+}
 MODULES = {"openvino": "openvino", "opencv": "cv2"}
 LAYOUTS = {"openvino": "nhwc", "opencv": "nchw"}  # each runtime's natural input layout
 
@@ -256,6 +232,7 @@ def _onednn_runs_avx512() -> bool:
 @pytest.mark.xfail(
     _onednn_runs_avx512(),
     strict=True,
+    raises=AssertionError,
     reason="OpenVINO CPU bug (2024.6 to 2026.4.1; oneDNN's AVX-512 kernels, right with AVX2): a Conv with one input "
     "and one output channel, one output column and a column stride above 1 gives wrong values; graph.py writes stride 1",
 )
@@ -275,6 +252,7 @@ def test_openvino_single_column_strided_conv_reproducer():
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="OpenCV DNN bug (4.10 to 5.0.0): two exact GELUs written as (x * 0.5) * (1 + erf(x / sqrt 2)) in a row: "
     "the second comes out twice too large; graph.py halves last, (x * (1 + erf(x / sqrt 2))) * 0.5",
 )
@@ -296,3 +274,98 @@ def test_opencv_gelu_after_gelu_reproducer():
     (first, first_constants), (second, second_constants) = gelu("input", "gelu_1"), gelu("gelu_1", "gelu_2")
     model = _graph(first + second, first_constants + second_constants, [2, 3], [2, 3])
     _assert_same_as_onnxruntime("opencv", model, np.linspace(-2, 2, 6, dtype=np.float32).reshape(2, 3))
+
+
+# -- what the runtimes' optimisers rewrite: the file as written, at every optimisation level -----------------------
+@pytest.mark.parametrize("zeros", [1, [[1, 2], [2, 1]], [[3, 0], [0, 3]]], ids=["1", "uneven", "beyond-window"])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("pool", ["max_pool2d", "avg_pool2d", "min_pool2d", "sum_pool2d"])
+def test_zero_padding_then_pooling_on_negative_values_in_every_runtime(pool, padding, zeros):
+    """ResNetV2's stem (ZeroPadding2D, then MaxPooling2D) on values below zero, where a zero of the padding wins
+    a max-pool window: the exported file gives Keras's output in ONNX Runtime at every optimisation level, in
+    OpenVINO and in OpenCV. "beyond-window" pads 3 cells before a 3-wide pool: some windows are all padding."""
+    keras_backend = pytest.importorskip("cnnspec.backends.keras_backend")
+    layers = [
+        {"type": "zero_padding2d", "padding": zeros},
+        {"type": pool, "pool_size": 3, "strides": 2, "padding": padding},
+        {"type": "flatten"},  # the pooled values themselves are the output
+    ]
+    spec = cnnspec.load_spec({"name": "stem", "input_shape": [7, 6, 3], "layers": layers})
+    x = np.random.default_rng(0).normal(-1.5, 1.0, (3, 7, 6, 3)).astype(np.float32)
+    expected = keras_backend.predict(keras_backend.build(spec), x)
+    model = onnx_backend.to_onnx(spec, random_weights(spec, 0)).SerializeToString()
+    ran = [name for name in runners.RUNNERS if runners.missing(name) is None]
+    assert len(ran) >= len(runners.ONNXRUNTIME_RUNNERS)
+    for name in ran:
+        diff = max_difference(runners.run(name, model, x)["output"], expected)
+        assert diff <= tolerance_for(x, expected), f"{name}: {diff:.2e}"
+
+
+def _zero_pad_then_max_pool(pads: list[int], kernel: int) -> bytes:
+    """Pad (zeros, NCHW pads) then MaxPool, nothing else: the pattern ONNX Runtime's PadFusion rewrites."""
+    from onnx import helper, numpy_helper
+
+    pads_tensor = numpy_helper.from_array(np.array(pads, np.int64), "pads")
+    nodes = [
+        helper.make_node("Pad", ["input", "pads"], ["padded"], mode="constant"),
+        helper.make_node("MaxPool", ["padded"], ["output"], kernel_shape=[kernel, kernel], strides=[1, 1]),
+    ]
+    size = 4 + pads[2] + pads[6] - kernel + 1
+    return _graph(nodes, [pads_tensor], [1, 1, 4, 4], [1, 1, size, size])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="ONNX Runtime bug (1.31.1 and before; optimiser PadFusion, from ORT_ENABLE_BASIC): it folds a zero Pad "
+    "into the pads of the MaxPool that reads it, where padding counts as -inf, so windows of negative values lose the "
+    "zeros that should win; graph.py writes zero padding as Pad(-inf) then Max with a border of zeros",
+)
+def test_onnxruntime_folds_a_zero_pad_into_max_pool_reproducer():
+    model = _zero_pad_then_max_pool([0, 0, 1, 1, 0, 0, 1, 1], kernel=3)
+    x = -1.0 - np.random.default_rng(0).random((1, 1, 4, 4), dtype=np.float32)  # every value below zero
+    as_written = runners.run("onnxruntime (disable_all)", model, x)["output"]
+    assert (as_written[0, 0, 0, 0], as_written[0, 0, 1, 1]) == (0.0, x[0, 0, :3, :3].max())  # the file is right
+    assert max_difference(runners.run("onnxruntime (enable_basic)", model, x)["output"], as_written) == 0.0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=runners.RuntimeFailed,
+    reason="ONNX Runtime bug (1.31.1 and before; PadFusion again): where the folded pads reach the MaxPool's window "
+    "size, the session refuses to load ('Pad should be smaller than kernel') a graph that is valid as written",
+)
+def test_onnxruntime_refuses_a_zero_pad_folded_beyond_the_window_reproducer():
+    model = _zero_pad_then_max_pool([0, 0, 2, 2, 0, 0, 2, 2], kernel=2)
+    x = np.random.default_rng(0).normal(size=(1, 1, 4, 4)).astype(np.float32)
+    runners.run("onnxruntime (disable_all)", model, x)  # valid as written
+    runners.run("onnxruntime (enable_basic)", model, x)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="OpenCV DNN bug (5.0.0): a BatchNormalization after a Conv and an activation other than ReLU (tanh, "
+    "sigmoid, elu, swish, gelu) is fused into the Conv as if it came before the activation, 0.1 to 1.9 off; "
+    "graph.py writes inference batch norm as Mul and Add",
+)
+def test_opencv_fuses_batch_norm_across_an_activation_reproducer():
+    pytest.importorskip("cv2", reason=f"opencv is not installed; {INSTALL}")
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    constants = {
+        "kernel": rng.normal(size=(2, 2, 1, 1)),
+        "gamma": rng.uniform(0.5, 2.0, 2),
+        "beta": rng.normal(size=2),
+        "mean": rng.normal(size=2),
+        "variance": rng.uniform(0.5, 2.0, 2),
+    }
+    nodes = [
+        helper.make_node("Conv", ["input", "kernel"], ["conv"], kernel_shape=[1, 1]),
+        helper.make_node("Tanh", ["conv"], ["tanh"]),
+        helper.make_node("BatchNormalization", ["tanh", "gamma", "beta", "mean", "variance"], ["output"]),
+    ]
+    initializers = [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in constants.items()]
+    model = _graph(nodes, initializers, [1, 2, 3, 3], [1, 2, 3, 3])
+    _assert_same_as_onnxruntime("opencv", model, rng.normal(size=(1, 2, 3, 3)).astype(np.float32))
