@@ -30,10 +30,8 @@ demo: $(STAMP)
 	$(BIN)/cnnspec report $(DEMO)/torch
 	$(BIN)/cnnspec parity specs/every_layer.yaml
 
-# Keras-involving tests again on TensorFlow's stock kernels: CPUs without AVX-512 VNNI/BF16 or AMX run
-# those by default (oneDNN off), and they refuse things oneDNN accepts.
-STOCK_TF_TESTS := tests/parity tests/backends/test_keras_backend.py tests/backends/test_precision.py \
-                  tests/backends/test_streamed_training.py
+# Keras-involving tests (marked `keras` by tests/conftest.py) again on TensorFlow's stock kernels: CPUs
+# without AVX-512 VNNI/BF16 or AMX run those by default (oneDNN off), and they refuse things oneDNN accepts.
 
 # Lint, format and types first: they take seconds, the suite minutes.
 lint: $(STAMP)
@@ -48,7 +46,7 @@ PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test: lint
 	$(PYTEST)
-	TF_ENABLE_ONEDNN_OPTS=0 $(PYTEST) -q -m "not slow" $(STOCK_TF_TESTS)
+	TF_ENABLE_ONEDNN_OPTS=0 $(PYTEST) -q -m "keras and not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m compileall -q cnnspec backends  # fresh bytecode: start-up is part of what is measured

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -38,8 +40,23 @@ def example_spec_path(request: pytest.FixtureRequest) -> Path:
     return request.param
 
 
+# A test module that builds, trains, imports or exports with Keras: its source names the Keras backend, imports
+# keras, or asks for the "keras" backend. Such tests run twice in `make test`, the second time on TensorFlow's
+# stock kernels (TF_ENABLE_ONEDNN_OPTS=0, as on CPUs without AVX-512), selected by this mark.
+KERAS_USE = re.compile(r"keras_backend|^\s*(?:import|from) keras\b|[\"']keras[\"']", re.MULTILINE)
+
+
+@functools.cache
+def _uses_keras(path: Path) -> bool:
+    return bool(KERAS_USE.search(path.read_text()))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``cuda`` run where torch can use CUDA; elsewhere they are skipped with the reason."""
+    """Mark Keras-involving tests ``keras``. Tests marked ``cuda`` run where torch can use CUDA; elsewhere they
+    are skipped with the reason."""
+    for item in items:
+        if _uses_keras(Path(item.fspath)):
+            item.add_marker(pytest.mark.keras)
     marked = [item for item in items if item.get_closest_marker("cuda")]
     if not marked:
         return

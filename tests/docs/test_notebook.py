@@ -7,6 +7,7 @@ import pytest
 from tests.conftest import ROOT
 
 NOTEBOOK = ROOT / "examples" / "quickstart.ipynb"
+pytestmark = pytest.mark.keras  # the notebook trains the spec with Keras too
 
 
 def test_the_committed_notebook_has_no_outputs():
