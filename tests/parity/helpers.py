@@ -6,6 +6,7 @@ import numpy as np
 
 import cnnspec
 from cnnspec.numerics import ATOL, layer_tolerances, max_difference
+from cnnspec.parity import INPUTS
 from cnnspec.weights import random_weights
 
 __all__ = ["ATOL", "assert_same_per_layer", "batch", "per_layer", "spec_of"]
@@ -22,18 +23,20 @@ def spec_of(layers, input_shape, classes=3, head=True, **training):
     return cnnspec.load_spec(doc)
 
 
-def batch(spec, n=4, seed=0):
-    return np.random.default_rng(seed).normal(0, 1, (n, *spec.input_shape)).astype(np.float32)
+def batch(spec, n=4, seed=0, inputs="normal"):
+    """A random batch for ``spec``: "normal" N(0, 1) (signs and magnitudes above 1) or "uniform" [0, 1)
+    (images scaled to 0-1, where the tolerance rule's bound is 1e-5 itself until a layer exceeds 1)."""
+    return INPUTS[inputs](np.random.default_rng(seed), (n, *spec.input_shape))
 
 
 def per_layer(backend, spec, weights, x):
     return backend.layer_outputs(backend.build(spec, weights), x)
 
 
-def assert_same_per_layer(spec, backends, seed=0, x=None):
+def assert_same_per_layer(spec, backends, seed=0, x=None, inputs="normal"):
     """Every backend's per-layer outputs agree with the first's within the tolerance rule; names the first layer that differs."""
     weights = random_weights(spec, seed)
-    x = batch(spec, seed=seed) if x is None else x
+    x = batch(spec, seed=seed, inputs=inputs) if x is None else x
     reference_name, reference = backends[0]
     expected = per_layer(reference, spec, weights, x)
     tolerances = layer_tolerances(x, expected)
