@@ -12,6 +12,7 @@ This module imports nothing from cnnspec: it sits at the bottom of the import gr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 # canonical type name ("conv2d") -> spec class
@@ -70,17 +71,62 @@ def register_optimizer(cls: C) -> C:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def builder_registrar(table: dict[Any, Any]) -> Callable[..., Callable[[F], F]]:
-    """A backend's ``@builds(SpecClass, ...)`` decorator, filling ``table`` with one builder per spec class."""
+@dataclass(frozen=True)
+class Site:
+    """Where a layer is built, as every backend's builder sees it: ``builder(layer, site)``.
 
-    def builds(*classes: type[Any]) -> Callable[[F], F]:
+    ``input_shapes`` are channels-last without the batch axis, one per input (a merge reads several).
+    ``seed`` is this layer's own (random layers draw from it). ``inputs`` and ``graph`` are what a
+    backend that wires tensors while building passes (ONNX: the input tensor names and the graph).
+    """
+
+    index: int
+    input_shapes: tuple[tuple[int, ...], ...]
+    seed: int = 0
+    inputs: tuple[Any, ...] = ()
+    graph: Any = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The (first) input's shape."""
+        return self.input_shapes[0]
+
+    @property
+    def x(self) -> Any:
+        """The (first) input, for a builder of a layer that reads one."""
+        return self.inputs[0]
+
+
+class BuilderTable(dict[type, Callable[..., Any]]):
+    """One backend's builders, by spec class: ``@BUILDERS.builds("conv2d", ...)`` registers a function
+    ``builder(layer, site)``. A type is named as the spec names it and found through the registry; a second
+    builder for the same type is an error, and a lookup of a type without one names the type and backend."""
+
+    def __init__(self, backend: str):
+        super().__init__()
+        self.backend = backend
+
+    def builds(self, *type_names: str) -> Callable[[F], F]:
         def register(builder: F) -> F:
-            table.update(dict.fromkeys(classes, builder))
+            for name in type_names:
+                if name not in LAYER_CLASSES:
+                    raise ValueError(f"{builder.__name__}: {name!r} is not a registered layer type")
+                cls = LAYER_CLASSES[name]
+                if cls in self:
+                    raise ValueError(
+                        f"the {self.backend} backend builds {name!r} twice: {self[cls].__name__} and {builder.__name__}"
+                    )
+                self[cls] = builder
             return builder
 
         return register
 
-    return builds
+    def __missing__(self, cls: type) -> Callable[..., Any]:
+        raise NotImplementedError(f"the {self.backend} backend has no builder for layer type {type_name(cls)!r}")
+
+    def missing_types(self) -> list[str]:
+        """Registered layer types this backend cannot build."""
+        return [name for name, cls in LAYER_CLASSES.items() if cls not in self]
 
 
 def canonical_type(raw: Any, aliases: dict[str, str]) -> Any:

@@ -11,9 +11,9 @@ from typing import Any, Callable
 
 from keras import layers
 
-from cnnspec.layers import RandomContrast, RandomFlip, RandomRotation, RandomTranslation, RandomZoom
+from cnnspec.registry import Site
 
-from .layers import builds
+from .layers import BUILDERS
 
 
 def _resampling(layer: Any) -> dict[str, Any]:
@@ -21,22 +21,22 @@ def _resampling(layer: Any) -> dict[str, Any]:
     return {"fill_mode": layer.fill_mode, "fill_value": layer.fill_value}
 
 
-LAYERS: dict[type, Callable[[Any], tuple[type[layers.Layer], dict[str, Any]]]] = {
-    RandomFlip: lambda layer: (layers.RandomFlip, {"mode": layer.mode}),
-    RandomTranslation: lambda layer: (
+LAYERS: dict[str, Callable[[Any], tuple[type[layers.Layer], dict[str, Any]]]] = {
+    "random_flip": lambda layer: (layers.RandomFlip, {"mode": layer.mode}),
+    "random_translation": lambda layer: (
         layers.RandomTranslation,
         {"height_factor": layer.height_factor, "width_factor": layer.width_factor, **_resampling(layer)},
     ),
-    RandomRotation: lambda layer: (layers.RandomRotation, {"factor": layer.factor, **_resampling(layer)}),
-    RandomZoom: lambda layer: (
+    "random_rotation": lambda layer: (layers.RandomRotation, {"factor": layer.factor, **_resampling(layer)}),
+    "random_zoom": lambda layer: (
         layers.RandomZoom,
         {"height_factor": layer.height_factor, "width_factor": layer.width_factor, **_resampling(layer)},
     ),
-    RandomContrast: lambda layer: (layers.RandomContrast, {"factor": layer.factor}),
+    "random_contrast": lambda layer: (layers.RandomContrast, {"factor": layer.factor}),
 }
 
 
-@builds(*LAYERS)
-def _augmentation(layer: Any, shape: tuple, seed: int) -> layers.Layer:
-    keras_class, arguments = LAYERS[type(layer)](layer)
-    return keras_class(**arguments, seed=seed, name=layer.name)
+@BUILDERS.builds(*LAYERS)
+def _augmentation(layer: Any, site: Site) -> layers.Layer:
+    keras_class, arguments = LAYERS[layer.type](layer)
+    return keras_class(**arguments, seed=site.seed, name=layer.name)

@@ -2,39 +2,21 @@
 
 Most types are Keras's own classes. Min and sum pooling have no Keras class; they
 are small layers built from ``keras.ops`` with the same ``valid``/``same`` rules.
-A builder takes ``(layer spec, input shape (H, W, C) or (F,), seed)`` and returns a
-Keras layer named like the spec's layer, whose variables carry the canonical names.
+A builder takes ``(layer spec, site)`` (``cnnspec.registry.Site``: input shapes, the layer's seed) and
+returns a Keras layer named like the spec's layer, whose variables carry the canonical names (or the
+names the spec class's ``keras_attributes`` gives).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 import keras
 from keras import layers, ops
 
-from cnnspec.layers import (
-    Activation,
-    Add as AddSpec,
-    AvgPool2D,
-    BatchNorm,
-    Concatenate,
-    Conv2D,
-    Dense,
-    DepthwiseConv2D,
-    Dropout,
-    Flatten,
-    GlobalAvgPool2D,
-    GlobalMaxPool2D,
-    LayerSpec,
-    MaxPool2D,
-    MinPool2D,
-    Rescaling,
-    SeparableConv2D,
-    SumPool2D,
-    ZeroPadding2D,
-)
+from cnnspec import layers as spec_layers
+from cnnspec.registry import BuilderTable, Site
 from cnnspec.shapes import single_window_plan, window
 
 
@@ -169,29 +151,7 @@ def _needs_explicit_window(layer: Any, shape: tuple, depthwise: bool) -> bool:
     return strides != tuple(layer.strides) or (depthwise and strides[0] != strides[1])
 
 
-Builder = Callable[[Any, tuple, int], layers.Layer]
-BUILDERS: dict[type[LayerSpec], Builder] = {}
-B = TypeVar("B", bound=Builder)
-
-
-# canonical variable -> Keras attribute, where Keras 3 names it differently
-VARIABLE_ATTRIBUTES: dict[type[LayerSpec], dict[str, str]] = {}
-
-
-def builds(*classes: type[LayerSpec], attributes: dict[str, str] | None = None) -> Callable[[B], B]:
-    """Register the decorated function as the Keras builder of ``classes``.
-
-    ``attributes``: canonical variable names whose Keras 3 attribute differs (Keras 3's
-    DepthwiseConv2D calls its depthwise kernel ``kernel``; tf.keras and the canonical layout
-    say ``depthwise_kernel``).
-    """
-
-    def register(builder: B) -> B:
-        BUILDERS.update(dict.fromkeys(classes, builder))
-        VARIABLE_ATTRIBUTES.update(dict.fromkeys(classes, attributes or {}))
-        return builder
-
-    return register
+BUILDERS = BuilderTable("keras")  # @BUILDERS.builds("conv2d"): builder(layer, site) -> a Keras layer
 
 
 def _conv_args(layer: Any) -> dict[str, Any]:
@@ -206,103 +166,101 @@ def _conv_args(layer: Any) -> dict[str, Any]:
     }
 
 
-@builds(Conv2D)
-def _conv(layer: Conv2D, shape: tuple, seed: int) -> layers.Layer:
-    kind = SingleWindowConv2D if _needs_explicit_window(layer, shape, depthwise=False) else layers.Conv2D
+@BUILDERS.builds("conv2d")
+def _conv(layer: spec_layers.Conv2D, site: Site) -> layers.Layer:
+    kind = SingleWindowConv2D if _needs_explicit_window(layer, site.input_shape, depthwise=False) else layers.Conv2D
     return kind(layer.filters, **_conv_args(layer))
 
 
-_POOLS: dict[type[LayerSpec], Callable[..., layers.Layer]] = {
-    MaxPool2D: layers.MaxPooling2D,
-    AvgPool2D: layers.AveragePooling2D,
-    MinPool2D: MinPooling2D,
-    SumPool2D: SumPooling2D,
+_POOLS: dict[str, Callable[..., layers.Layer]] = {
+    "max_pool2d": layers.MaxPooling2D,
+    "avg_pool2d": layers.AveragePooling2D,
+    "min_pool2d": MinPooling2D,
+    "sum_pool2d": SumPooling2D,
 }
 
 
-@builds(*_POOLS)
-def _pool(layer: Any, shape: tuple, seed: int) -> layers.Layer:
-    return _POOLS[type(layer)](tuple(layer.pool_size), tuple(layer.strides), layer.padding, name=layer.name)
+@BUILDERS.builds(*_POOLS)
+def _pool(layer: Any, site: Site) -> layers.Layer:
+    return _POOLS[layer.type](tuple(layer.pool_size), tuple(layer.strides), layer.padding, name=layer.name)
 
 
-@builds(AddSpec)
-def _add(layer: AddSpec, shape: tuple, seed: int) -> layers.Layer:
+@BUILDERS.builds("add")
+def _add(layer: spec_layers.Add, site: Site) -> layers.Layer:
     return layers.Add(name=layer.name)
 
 
-@builds(Concatenate)
-def _concatenate(layer: Concatenate, shape: tuple, seed: int) -> layers.Layer:
+@BUILDERS.builds("concatenate")
+def _concatenate(layer: spec_layers.Concatenate, site: Site) -> layers.Layer:
     return layers.Concatenate(axis=-1, name=layer.name)
 
 
-@builds(GlobalAvgPool2D)
-def _global_avg_pool(layer: GlobalAvgPool2D, shape: tuple, seed: int) -> layers.Layer:
+@BUILDERS.builds("global_avg_pool2d")
+def _global_avg_pool(layer: spec_layers.GlobalAvgPool2D, site: Site) -> layers.Layer:
     return layers.GlobalAveragePooling2D(name=layer.name)
 
 
-@builds(GlobalMaxPool2D)
-def _global_max_pool(layer: GlobalMaxPool2D, shape: tuple, seed: int) -> layers.Layer:
+@BUILDERS.builds("global_max_pool2d")
+def _global_max_pool(layer: spec_layers.GlobalMaxPool2D, site: Site) -> layers.Layer:
     return layers.GlobalMaxPooling2D(name=layer.name)
 
 
-@builds(BatchNorm)
-def _batch_norm(layer: BatchNorm, shape: tuple, seed: int) -> layers.Layer:
+@BUILDERS.builds("batch_norm")
+def _batch_norm(layer: spec_layers.BatchNorm, site: Site) -> layers.Layer:
     return layers.BatchNormalization(
         momentum=layer.momentum, epsilon=layer.epsilon, center=layer.center, scale=layer.scale, name=layer.name
     )
 
 
-@builds(Dropout)
-def _dropout(layer: Dropout, shape: tuple, seed: int) -> layers.Layer:
-    return layers.Dropout(layer.rate, seed=seed, name=layer.name)
+@BUILDERS.builds("dropout")
+def _dropout(layer: spec_layers.Dropout, site: Site) -> layers.Layer:
+    return layers.Dropout(layer.rate, seed=site.seed, name=layer.name)
 
 
-@builds(Flatten)
-def _flatten(layer: Flatten, shape: tuple, seed: int) -> layers.Layer:
+@BUILDERS.builds("flatten")
+def _flatten(layer: spec_layers.Flatten, site: Site) -> layers.Layer:
     return layers.Flatten(name=layer.name)
 
 
-@builds(DepthwiseConv2D, attributes={"depthwise_kernel": "kernel"})  # both Keras classes name it so
-def _depthwise_conv(layer: DepthwiseConv2D, shape: tuple, seed: int) -> layers.Layer:
-    explicit = _needs_explicit_window(layer, shape, depthwise=True)
+@BUILDERS.builds("depthwise_conv2d")
+def _depthwise_conv(layer: spec_layers.DepthwiseConv2D, site: Site) -> layers.Layer:
+    explicit = _needs_explicit_window(layer, site.input_shape, depthwise=True)
     kind = ExplicitWindowDepthwiseConv2D if explicit else layers.DepthwiseConv2D
     return kind(depth_multiplier=layer.depth_multiplier, **_conv_args(layer))
 
 
-@builds(SeparableConv2D)
-def _separable_conv(layer: SeparableConv2D, shape: tuple, seed: int) -> layers.Layer:
-    explicit = _needs_explicit_window(layer, shape, depthwise=True)
+@BUILDERS.builds("separable_conv2d")
+def _separable_conv(layer: spec_layers.SeparableConv2D, site: Site) -> layers.Layer:
+    explicit = _needs_explicit_window(layer, site.input_shape, depthwise=True)
     kind = ExplicitWindowSeparableConv2D if explicit else layers.SeparableConv2D
     return kind(layer.filters, depth_multiplier=layer.depth_multiplier, **_conv_args(layer))
 
 
-@builds(Rescaling)
-def _rescaling(layer: Rescaling, shape: tuple, seed: int) -> layers.Layer:
+@BUILDERS.builds("rescaling")
+def _rescaling(layer: spec_layers.Rescaling, site: Site) -> layers.Layer:
     return layers.Rescaling(layer.scale, layer.offset, name=layer.name)
 
 
-@builds(ZeroPadding2D)
-def _zero_padding(layer: ZeroPadding2D, shape: tuple, seed: int) -> layers.Layer:
+@BUILDERS.builds("zero_padding2d")
+def _zero_padding(layer: spec_layers.ZeroPadding2D, site: Site) -> layers.Layer:
     return layers.ZeroPadding2D(layer.padding, name=layer.name)
 
 
-@builds(Dense)
-def _dense(layer: Dense, shape: tuple, seed: int) -> layers.Layer:
+@BUILDERS.builds("dense")
+def _dense(layer: spec_layers.Dense, site: Site) -> layers.Layer:
     return layers.Dense(layer.units, activation=layer.activation, use_bias=layer.use_bias, name=layer.name)
 
 
-@builds(Activation)
-def _activation(layer: Activation, shape: tuple, seed: int) -> layers.Layer:
+@BUILDERS.builds("activation")
+def _activation(layer: spec_layers.Activation, site: Site) -> layers.Layer:
     return layers.Activation(layer.activation, name=layer.name)
 
 
 __all__ = [
     "BUILDERS",
-    "VARIABLE_ATTRIBUTES",
     "ExplicitWindowDepthwiseConv2D",
     "ExplicitWindowSeparableConv2D",
     "MinPooling2D",
     "SingleWindowConv2D",
     "SumPooling2D",
-    "builds",
 ]

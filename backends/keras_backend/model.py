@@ -10,11 +10,12 @@ import keras
 import numpy as np
 
 from cnnspec.layers import LayerSpec
+from cnnspec.registry import Site
 from cnnspec.shapes import INPUT
 from cnnspec.spec import ModelSpec
 from cnnspec.weights import Weights, check_weights, expected_weights
 
-from .layers import BUILDERS, VARIABLE_ATTRIBUTES
+from .layers import BUILDERS
 
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 
@@ -38,7 +39,7 @@ def compile_model(spec: ModelSpec, seed: int = 0, precision: str = "fp32", repli
         for index, (layer, info) in enumerate(zip(spec.layers, report.layers)):
             keras.config.set_dtype_policy(POLICIES[precision] if index < last else "float32")
             ins = [tensors[source] for source in info.inputs]
-            built = BUILDERS[type(layer)](layer, info.input_shape, seed * 1000 + index)
+            built = BUILDERS[type(layer)](layer, Site(index, info.input_shapes, seed=seed * 1000 + index))
             if replicas > 1 and isinstance(built, keras.layers.BatchNormalization):
                 built.synchronized = True  # read when called; the layer is not built yet
             tensors[layer.name] = x = built(ins if layer.merges else ins[0])
@@ -70,8 +71,7 @@ def _variable(model: keras.Model, key: str):
     """The Keras variable holding canonical ``key`` ("<layer>/<variable>"); most are attributes of that name."""
     layer_name, variable = key.rsplit("/", 1)
     layer = model.get_layer(layer_name)
-    renamed = VARIABLE_ATTRIBUTES.get(type(_spec_layer(model, layer_name)), {})
-    return getattr(layer, renamed.get(variable, variable))
+    return getattr(layer, _spec_layer(model, layer_name).keras_attributes.get(variable, variable))
 
 
 def _spec_layer(model: keras.Model, name: str) -> LayerSpec:

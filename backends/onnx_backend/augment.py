@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import cnnspec.layers  # noqa: F401  (registers every built-in layer type before the registry is read)
-from cnnspec.registry import LAYER_CLASSES
+from cnnspec.registry import LAYER_CLASSES, Site
 
-from .graph import Graph, builds
+from .graph import BUILDERS
 
-LEFT_OUT = tuple(cls for cls in LAYER_CLASSES.values() if cls.training_only)
+LEFT_OUT = tuple(name for name, cls in LAYER_CLASSES.items() if cls.training_only)
 
 
-@builds(*LEFT_OUT)
-def _left_out(g: Graph, layer: Any, x: str, shape: tuple) -> str:
-    return x
+@BUILDERS.builds(*LEFT_OUT)
+def _left_out(layer: Any, site: Site) -> str:
+    return site.x

@@ -11,6 +11,7 @@ from onnx import helper
 from cnnspec import __version__
 from cnnspec.errors import CnnspecError
 from cnnspec.numerics import DEFAULT_OPSET, LOGIT_ACTIVATIONS, MAX_OPSET, MIN_OPSET
+from cnnspec.registry import Site
 from cnnspec.shapes import INPUT
 from cnnspec.spec import ModelSpec
 from cnnspec.weights import Weights, check_weights
@@ -73,9 +74,9 @@ def to_onnx_with_layers(
     report = spec.summary()
     tensors = []
     by_name = {INPUT: x}  # each layer's output tensor by layer name: later layers read them (``inputs``)
-    for layer, info in zip(spec.layers, report.layers):
-        ins = [by_name[source] for source in info.inputs]
-        x = BUILDERS[type(layer)](graph, layer, ins if layer.merges else ins[0], info.input_shape)
+    for index, (layer, info) in enumerate(zip(spec.layers, report.layers)):
+        site = Site(index, info.input_shapes, inputs=tuple(by_name[source] for source in info.inputs), graph=graph)
+        x = BUILDERS[type(layer)](layer, site)
         by_name[layer.name] = x
         tensors.append(x)
     last = graph.nodes[-1]

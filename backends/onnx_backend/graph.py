@@ -16,30 +16,11 @@ from typing import Any, Callable
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from cnnspec.layers import (
-    Activation,
-    Add as AddSpec,
-    AvgPool2D,
-    BatchNorm,
-    Concatenate,
-    Conv2D,
-    Dense,
-    DepthwiseConv2D,
-    Dropout,
-    Flatten,
-    GlobalAvgPool2D,
-    GlobalMaxPool2D,
-    LayerSpec,
-    MaxPool2D,
-    MinPool2D,
-    Rescaling,
-    SeparableConv2D,
-    SumPool2D,
-    WindowedLayer,
-    ZeroPadding2D,
-)
+from cnnspec import layers as spec_layers
+from cnnspec.layers import WindowedLayer
+from cnnspec.layouts import conv_to_oihw, dense_to_out_in, depthwise_to_grouped
 from cnnspec.numerics import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
-from cnnspec.registry import builder_registrar
+from cnnspec.registry import BuilderTable, Site
 from cnnspec.weights import Weights
 
 # The graph's own interface: its input and its outputs. A layer may be called "output" or "logits" (the
@@ -125,9 +106,9 @@ def _activate(g: Graph, x: str, activation: str, name: str) -> str:
 
 
 # -- layers: one builder per spec class ------------------------------------------------------
-Builder = Callable[[Graph, Any, Any, tuple], str]  # input: a tensor name (a list of them for merges)
-BUILDERS: dict[type[LayerSpec], Builder] = {}
-builds = builder_registrar(BUILDERS)  # @builds(SpecClass): this backend's builder of that class
+# @BUILDERS.builds("conv2d"): builder(layer, site) appends nodes to ``site.graph``, reading ``site.inputs``
+# (tensor names), and returns the name of the tensor holding the layer's output
+BUILDERS = BuilderTable("onnx")
 
 
 def _window_attrs(layer: WindowedLayer, shape: tuple, kernel: tuple) -> dict[str, Any]:
@@ -184,38 +165,38 @@ def _then_activation(g: Graph, layer: Any, build: Callable[[str], str]) -> str:
 
 
 def _depthwise_kernel(g: Graph, layer: Any) -> tuple[str, np.ndarray]:
-    """Keras (kh, kw, in, mult) -> ONNX grouped (in * mult, 1, kh, kw); output channel c * mult + m in both."""
+    """Keras (kh, kw, in, mult) -> ONNX grouped (in * mult, 1, kh, kw)."""
     name = f"{layer.name}/depthwise_kernel"
-    kernel = g.weights[name]
-    return name, kernel.reshape(*kernel.shape[:2], -1).transpose(2, 0, 1)[:, None]
+    return name, depthwise_to_grouped(g.weights[name])
 
 
 def _bias(layer: Any) -> str | None:
     return f"{layer.name}/bias" if layer.use_bias else None
 
 
-@builds(Conv2D)
-def _conv(g: Graph, layer: Conv2D, x: str, shape: tuple) -> str:
-    kernel = (f"{layer.name}/kernel", g.weights[f"{layer.name}/kernel"].transpose(3, 2, 0, 1))  # (out, in, kh, kw)
+@BUILDERS.builds("conv2d")
+def _conv(layer: spec_layers.Conv2D, site: Site) -> str:
+    g, x, shape = site.graph, site.x, site.input_shape
+    kernel = (f"{layer.name}/kernel", conv_to_oihw(g.weights[f"{layer.name}/kernel"]))
     return _then_activation(g, layer, lambda out: _convolve(g, layer, x, shape, kernel, _bias(layer), out))
 
 
-@builds(DepthwiseConv2D)
-def _depthwise_conv(g: Graph, layer: DepthwiseConv2D, x: str, shape: tuple) -> str:
+@BUILDERS.builds("depthwise_conv2d")
+def _depthwise_conv(layer: spec_layers.DepthwiseConv2D, site: Site) -> str:
+    g, x, shape = site.graph, site.x, site.input_shape
     kernel = _depthwise_kernel(g, layer)
     return _then_activation(
         g, layer, lambda out: _convolve(g, layer, x, shape, kernel, _bias(layer), out, group=shape[-1])
     )
 
 
-@builds(SeparableConv2D)
-def _separable_conv(g: Graph, layer: SeparableConv2D, x: str, shape: tuple) -> str:
+@BUILDERS.builds("separable_conv2d")
+def _separable_conv(layer: spec_layers.SeparableConv2D, site: Site) -> str:
+    g, x, shape = site.graph, site.x, site.input_shape
     depthwise = _convolve(
         g, layer, x, shape, _depthwise_kernel(g, layer), None, f"{layer.name}/depthwise", group=shape[-1]
     )
-    pointwise = g.constant(
-        f"{layer.name}/pointwise_kernel", g.weights[f"{layer.name}/pointwise_kernel"].transpose(3, 2, 0, 1)
-    )
+    pointwise = g.constant(f"{layer.name}/pointwise_kernel", conv_to_oihw(g.weights[f"{layer.name}/pointwise_kernel"]))
     inputs = [depthwise, pointwise] + (
         [g.constant(f"{layer.name}/bias", g.weights[f"{layer.name}/bias"])] if layer.use_bias else []
     )
@@ -223,14 +204,15 @@ def _separable_conv(g: Graph, layer: SeparableConv2D, x: str, shape: tuple) -> s
     return _then_activation(g, layer, lambda out: g.node("Conv", inputs, out, kernel_shape=[1, 1]))
 
 
-@builds(Rescaling)
-def _rescaling(g: Graph, layer: Rescaling, x: str, shape: tuple) -> str:
+@BUILDERS.builds("rescaling")
+def _rescaling(layer: spec_layers.Rescaling, site: Site) -> str:
+    g, x = site.graph, site.x
     scaled = g.node("Mul", [x, g.constant(f"{layer.name}/scale", np.float32(layer.scale))], f"{layer.name}/scaled")
     return g.node("Add", [scaled, g.constant(f"{layer.name}/offset", np.float32(layer.offset))], layer.name)
 
 
-@builds(ZeroPadding2D)
-def _zero_padding(g: Graph, layer: ZeroPadding2D, x: str, shape: tuple) -> str:
+@BUILDERS.builds("zero_padding2d")
+def _zero_padding(layer: spec_layers.ZeroPadding2D, site: Site) -> str:
     """Zeros around the image, written as data: padding with -inf, then the elementwise maximum with a
     constant that is 0 on the border and -inf inside (``max(x, -inf) = x``; ``max(-inf, 0) = 0``).
 
@@ -241,6 +223,7 @@ def _zero_padding(g: Graph, layer: ZeroPadding2D, x: str, shape: tuple) -> str:
     keeps the reproducer). No optimiser folds a Max into a pool, and a -inf Pad folded into a MaxPool
     would mean what it says.
     """
+    g, x, shape = site.graph, site.x, site.input_shape
     (top, bottom), (left, right) = layer.padding
     height, width = shape[0] + top + bottom, shape[1] + left + right
     pads = g.constant(f"{layer.name}/pads", np.array([0, 0, top, left, 0, 0, bottom, right]), np.int64)
@@ -251,27 +234,31 @@ def _zero_padding(g: Graph, layer: ZeroPadding2D, x: str, shape: tuple) -> str:
     return g.node("Max", [padded, g.constant(f"{layer.name}/border", border)], layer.name)
 
 
-@builds(MaxPool2D)
-def _max_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+@BUILDERS.builds("max_pool2d")
+def _max_pool(layer: Any, site: Site) -> str:
+    g, x, shape = site.graph, site.x, site.input_shape
     # ONNX MaxPool's padding never wins a window, as in Keras
     return g.node("MaxPool", [x], layer.name, **_window_attrs(layer, shape, layer.pool_size))
 
 
-@builds(MinPool2D)
-def _min_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+@BUILDERS.builds("min_pool2d")
+def _min_pool(layer: Any, site: Site) -> str:
+    g, x, shape = site.graph, site.x, site.input_shape
     negated = g.node("Neg", [x], f"{layer.name}/neg")
     pooled = g.node("MaxPool", [negated], f"{layer.name}/max", **_window_attrs(layer, shape, layer.pool_size))
     return g.node("Neg", [pooled], layer.name)
 
 
-@builds(AvgPool2D)
-def _avg_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+@BUILDERS.builds("avg_pool2d")
+def _avg_pool(layer: Any, site: Site) -> str:
+    g, x, shape = site.graph, site.x, site.input_shape
     attrs = _window_attrs(layer, shape, layer.pool_size)
     return g.node("AveragePool", [x], layer.name, count_include_pad=0, **attrs)  # real cells only
 
 
-@builds(SumPool2D)
-def _sum_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+@BUILDERS.builds("sum_pool2d")
+def _sum_pool(layer: Any, site: Site) -> str:
+    g, x, shape = site.graph, site.x, site.input_shape
     # a depthwise Conv with a kernel of ones, as the Keras layer computes it: zero padding adds
     # nothing, and the sum is exact (a mean times the area would round twice, off by 1e-5 on big sums)
     channels = shape[-1]
@@ -280,16 +267,17 @@ def _sum_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     return g.node("Conv", [x, ones], layer.name, group=channels, **window)
 
 
-_GLOBAL_OPS: dict[type[LayerSpec], str] = {GlobalAvgPool2D: "GlobalAveragePool", GlobalMaxPool2D: "GlobalMaxPool"}
+_GLOBAL_OPS = {"global_avg_pool2d": "GlobalAveragePool", "global_max_pool2d": "GlobalMaxPool"}
 
 
-@builds(*_GLOBAL_OPS)
-def _global_pool(g: Graph, layer: Any, x: str, shape: tuple) -> str:
-    return g.node("Flatten", [g.node(_GLOBAL_OPS[type(layer)], [x], f"{layer.name}/pool")], layer.name, axis=1)
+@BUILDERS.builds(*_GLOBAL_OPS)
+def _global_pool(layer: Any, site: Site) -> str:
+    g, x = site.graph, site.x
+    return g.node("Flatten", [g.node(_GLOBAL_OPS[layer.type], [x], f"{layer.name}/pool")], layer.name, axis=1)
 
 
-@builds(BatchNorm)
-def _batch_norm(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+@BUILDERS.builds("batch_norm")
+def _batch_norm(layer: Any, site: Site) -> str:
     """Inference batch norm as TensorFlow computes it (``tf.nn.batch_normalization``, which Keras calls):
     ``x * inv + (beta - mean * inv)`` with ``inv = gamma / sqrt(moving_variance + epsilon)``, folded into
     two constants here and written as Mul and Add.
@@ -299,6 +287,7 @@ def _batch_norm(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     activation but ReLU-like ones (tests/backends/test_other_runtimes.py keeps the reproducer). ONNX
     Runtime and OpenVINO fold the Mul and Add into a preceding convolution as they would the node.
     """
+    g, x, shape = site.graph, site.x, site.input_shape
     channels, w = shape[-1], g.weights
     gamma = w[f"{layer.name}/gamma"] if layer.scale else np.ones(channels, np.float32)
     beta = w[f"{layer.name}/beta"] if layer.center else np.zeros(channels, np.float32)
@@ -310,16 +299,18 @@ def _batch_norm(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     return g.node("Add", [scaled, g.constant(f"{layer.name}/shift", shift.reshape(per_channel))], layer.name)
 
 
-@builds(Flatten)
-def _flatten(g: Graph, layer: Any, x: str, shape: tuple) -> str:
+@BUILDERS.builds("flatten")
+def _flatten(layer: Any, site: Site) -> str:
+    g, x, shape = site.graph, site.x, site.input_shape
     if len(shape) == 3:  # NCHW -> NHWC first: Keras flattens in (H, W, C) order
         x = g.node("Transpose", [x], f"{layer.name}/nhwc", perm=[0, 2, 3, 1])
     return g.node("Flatten", [x], layer.name, axis=1)
 
 
-@builds(Dense)
-def _dense(g: Graph, layer: Any, x: str, shape: tuple) -> str:
-    inputs = [x, g.constant(f"{layer.name}/kernel", g.weights[f"{layer.name}/kernel"].T)]  # (out, in), transB=1
+@BUILDERS.builds("dense")
+def _dense(layer: Any, site: Site) -> str:
+    g, x = site.graph, site.x
+    inputs = [x, g.constant(f"{layer.name}/kernel", dense_to_out_in(g.weights[f"{layer.name}/kernel"]))]  # transB=1
     if layer.use_bias:
         inputs.append(g.constant(f"{layer.name}/bias", g.weights[f"{layer.name}/bias"]))
     gemm_out = layer.name if layer.activation == "linear" else f"{layer.name}/gemm"
@@ -327,23 +318,27 @@ def _dense(g: Graph, layer: Any, x: str, shape: tuple) -> str:
     return y if layer.activation == "linear" else _activate(g, y, layer.activation, layer.name)
 
 
-@builds(AddSpec)
-def _add(g: Graph, layer: AddSpec, xs: list[str], shape: tuple) -> str:
+@BUILDERS.builds("add")
+def _add(layer: spec_layers.Add, site: Site) -> str:
+    g, xs = site.graph, list(site.inputs)
     return g.node("Sum", xs, layer.name)
 
 
-@builds(Concatenate)
-def _concatenate(g: Graph, layer: Concatenate, xs: list[str], shape: tuple) -> str:
+@BUILDERS.builds("concatenate")
+def _concatenate(layer: spec_layers.Concatenate, site: Site) -> str:
+    g, xs = site.graph, list(site.inputs)
     return g.node("Concat", xs, layer.name, axis=1)  # channels: NCHW axis 1, and the features of a flat input
 
 
-@builds(Dropout)
-def _dropout(g: Graph, layer: Dropout, x: str, shape: tuple) -> str:
+@BUILDERS.builds("dropout")
+def _dropout(layer: spec_layers.Dropout, site: Site) -> str:
+    g, x = site.graph, site.x
     return g.node("Identity", [x], layer.name)  # inference: identity
 
 
-@builds(Activation)
-def _activation(g: Graph, layer: Activation, x: str, shape: tuple) -> str:
+@BUILDERS.builds("activation")
+def _activation(layer: spec_layers.Activation, site: Site) -> str:
+    g, x = site.graph, site.x
     return _activate(g, x, layer.activation, layer.name)
 
 

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnspec.layers import RandomContrast, RandomFlip, RandomRotation, RandomTranslation, RandomZoom
+from cnnspec.registry import Site
 
-from .layers import TorchLayer, builds
+from .layers import BUILDERS, TorchLayer
 
 # -- fill modes: TensorFlow's MapCoordinate, per axis of length n ---------------------------------
 # Each takes the continuous input coordinate and returns one inside [0, n - 1], exactly as the
@@ -265,18 +265,18 @@ class Contrast(Augmentation):
 
 
 # -- builders and seeding --------------------------------------------------------------------------
-MODULES: dict[type, Callable[[Any], Augmentation]] = {
-    RandomFlip: lambda layer: Flip(layer.mode),
-    RandomTranslation: Translation,
-    RandomRotation: Rotation,
-    RandomZoom: Zoom,
-    RandomContrast: Contrast,
+MODULES: dict[str, Callable[[Any], Augmentation]] = {
+    "random_flip": lambda layer: Flip(layer.mode),
+    "random_translation": Translation,
+    "random_rotation": Rotation,
+    "random_zoom": Zoom,
+    "random_contrast": Contrast,
 }
 
 
-@builds(*MODULES)
-def _augmentation(layer: Any, shape: tuple) -> TorchLayer:
-    return TorchLayer([MODULES[type(layer)](layer)])
+@BUILDERS.builds(*MODULES)
+def _augmentation(layer: Any, site: Site) -> TorchLayer:
+    return TorchLayer([MODULES[layer.type](layer)])
 
 
 def seed_augmentations(blocks: nn.ModuleList, seed: int) -> None:

@@ -1,363 +1,43 @@
-"""PyTorch modules with Keras's meaning, and one builder per spec class.
-
-Tensors are NCHW inside (what PyTorch's kernels are fastest at); every padding
-amount comes from the layer's own ``windows`` so nothing here re-derives a shape.
-A builder takes ``(layer spec, input shape (H, W, C) or (F,))`` and returns a
-``TorchLayer``: its modules, and where each canonical variable lives in them with
-the layout conversion to and from Keras's.
+"""One builder per spec class: ``builder(layer, site)`` returns a ``TorchLayer``, the layer's modules
+(``modules.py``) and where each canonical variable lives in them, with the layout conversion to and from
+Keras's (``cnnspec.layouts``).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from cnnspec.layers import (
-    Activation,
-    Add as AddSpec,
-    AvgPool2D,
-    BatchNorm as BatchNormSpec,
-    Concatenate,
-    Conv2D,
-    Dense,
-    DepthwiseConv2D,
-    Dropout,
-    Flatten as FlattenSpec,
-    GlobalAvgPool2D,
-    GlobalMaxPool2D,
-    LayerSpec,
-    MaxPool2D,
-    MinPool2D,
-    Rescaling,
-    SeparableConv2D,
-    SumPool2D,
-    WindowedLayer,
-    ZeroPadding2D,
+from cnnspec import layers as spec_layers
+from cnnspec.layouts import (
+    conv_to_oihw,
+    dense_to_out_in,
+    depthwise_to_grouped,
+    grouped_to_depthwise,
+    oihw_to_conv,
+    out_in_to_dense,
 )
-from cnnspec.numerics import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
-from cnnspec.registry import builder_registrar
-
-from .scalars import factor
-
-# -- activations (Keras 3 definitions and constants) --------------------------------------
-
-
-class Softmax(nn.Module):
-    """Softmax over channels: NCHW dim 1 is Keras's last axis."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(x, dim=1)
-
-
-class Lambda(nn.Module):
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], name: str):
-        super().__init__()
-        self.fn, self.label = fn, name
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(x)
-
-    def extra_repr(self) -> str:
-        return self.label
-
-
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "linear": nn.Identity,
-    "relu": nn.ReLU,
-    "elu": lambda: nn.ELU(alpha=1.0),
-    "selu": lambda: Lambda(lambda x: SELU_SCALE * F.elu(x, SELU_ALPHA), "selu"),
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "softmax": Softmax,
-    "softplus": lambda: Lambda(lambda x: torch.logaddexp(x, torch.zeros_like(x)), "softplus"),
-    "swish": nn.SiLU,
-    "gelu": lambda: nn.GELU(approximate="none"),
-    "leaky_relu": lambda: nn.LeakyReLU(LEAKY_RELU_SLOPE),
-}
-
-
-# -- layers -------------------------------------------------------------------------------
-def _pads(layer: WindowedLayer, input_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """(left, right, top, bottom), F.pad's order, from the layer's own windows."""
-    rows, cols = layer.windows(input_shape)
-    return cols.pad_before, cols.pad_after, rows.pad_before, rows.pad_after
-
-
-def _symmetric(pads: tuple[int, int, int, int]) -> bool:
-    return pads[0] == pads[1] and pads[2] == pads[3]
-
-
-try:  # the layout ``F.pad`` gives its output (ATen's ``suggest_memory_format``)
-    from torch._prims_common import suggest_memory_format as _suggest_memory_format
-except ImportError:  # pragma: no cover - a torch without it pads with F.pad
-    _suggest_memory_format = None
-
-
-class _ZeroPad(torch.autograd.Function):
-    """``F.pad(x, pads)`` with zeros (all pads >= 0), the same tensor in the same layout, in one pass
-    over ``x`` instead of three: ``F.pad`` fills the whole output, then copies ``x`` in, and its
-    backward copies the gradient's interior out (a clone of the crop); here only the border is
-    zeroed, and the backward returns the crop as a view (autograd adds it where it is needed)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:  # noqa: ANN401
-        left, right, top, bottom = pads
-        n, c, h, w = x.shape
-        out = torch.empty(
-            (n, c, top + h + bottom, left + w + right),
-            dtype=x.dtype,
-            device=x.device,
-            memory_format=_suggest_memory_format(x),
-        )
-        if top:
-            out[:, :, :top].zero_()
-        if bottom:
-            out[:, :, top + h :].zero_()
-        if left:
-            out[:, :, top : top + h, :left].zero_()
-        if right:
-            out[:, :, top : top + h, left + w :].zero_()
-        out[:, :, top : top + h, left : left + w].copy_(x)
-        ctx.interior = (top, h, left, w)
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN401
-        top, h, left, w = ctx.interior
-        return grad[:, :, top : top + h, left : left + w], None
-
-
-class Conv2d(nn.Conv2d):
-    """Keras Conv2D (and, with ``groups`` = input channels, DepthwiseConv2D): ``same`` padding may be
-    uneven (extra cell bottom/right); pad explicitly then (in training with ``_ZeroPad``, which costs
-    less than ``F.pad``; compiled, exported or evaluating, with ``F.pad``).
-
-    Along an axis with a single output position the stride is 1 and the input cells the window never
-    reads are cropped (``WindowedLayer.single_window_plan``): oneDNN's AVX-512 kernels compute a narrow
-    convolution one column wide with a column stride above 1 wrongly.
-    """
-
-    def __init__(self, layer: Any, input_shape: tuple[int, ...], out_channels: int, groups: int = 1, bias: bool = True):
-        (top, bottom, left, right), ends, strides = layer.single_window_plan(input_shape)
-        pads = (left, right, top, bottom)
-        even = _symmetric(pads)
-        super().__init__(
-            input_shape[2],
-            out_channels,
-            tuple(layer.kernel_size),
-            stride=strides,
-            padding=(pads[2], pads[0]) if even else 0,
-            dilation=tuple(layer.dilation_rate),
-            groups=groups,
-            bias=bias,
-        )
-        self.explicit_pads = None if even else pads
-        self.crop = None if ends == tuple(input_shape[:2]) else ends
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.crop is not None:
-            x = x[:, :, : self.crop[0], : self.crop[1]]
-        if self.explicit_pads is not None:
-            if self.training and _suggest_memory_format is not None and not torch.compiler.is_compiling():
-                x = _ZeroPad.apply(x, self.explicit_pads)
-            else:
-                x = F.pad(x, self.explicit_pads)
-        return self._conv_forward(x, self.weight, self.bias)
-
-
-class MaxPool2d(nn.Module):
-    """Keras MaxPooling2D; padded cells are -inf so they never win."""
-
-    def __init__(self, layer: Any, input_shape: tuple[int, ...]):
-        super().__init__()
-        self.kernel, self.stride = tuple(layer.pool_size), tuple(layer.strides)
-        self.pads = _pads(layer, input_shape)
-        # torch pads internally only evenly and up to half the window
-        self.builtin = (
-            _symmetric(self.pads) and self.pads[0] <= self.kernel[1] // 2 and self.pads[2] <= self.kernel[0] // 2
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.builtin:
-            return F.max_pool2d(x, self.kernel, self.stride, padding=(self.pads[2], self.pads[0]))
-        return F.max_pool2d(F.pad(x, self.pads, value=-math.inf), self.kernel, self.stride)
-
-
-class MinPool2d(MaxPool2d):
-    """Minimum of each window: -max(-x); padding never wins."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return -super().forward(-x)
-
-
-class SumPool2d(nn.Module):
-    """Sum of each window's real cells: zero padding, then a sum (avg_pool with divisor 1)."""
-
-    def __init__(self, layer: Any, input_shape: tuple[int, ...]):
-        super().__init__()
-        self.kernel, self.stride = tuple(layer.pool_size), tuple(layer.strides)
-        self.pads = _pads(layer, input_shape)
-
-    def window_sums(self, x: torch.Tensor) -> torch.Tensor:
-        if any(self.pads):
-            x = F.pad(x, self.pads)
-        return F.avg_pool2d(x, self.kernel, self.stride, divisor_override=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.window_sums(x)
-
-
-class AvgPool2d(SumPool2d):
-    """Keras AveragePooling2D: ``same`` padding divides by the number of real cells."""
-
-    def __init__(self, layer: Any, input_shape: tuple[int, ...]):
-        super().__init__(layer, input_shape)
-        counts = torch.tensor(layer.real_cell_counts(input_shape), dtype=torch.float32)
-        self.register_buffer("cells", counts[None, None], persistent=False)  # (1, 1, out_h, out_w)
-        self.uniform = not any(self.pads)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.uniform:
-            return F.avg_pool2d(x, self.kernel, self.stride)
-        return self.window_sums(x) / self.cells.to(x.dtype)
-
-
-class _SynchronizedBatchNorm(torch.autograd.Function):
-    """Batch norm in training over a global batch split across processes (what ``nn.SyncBatchNorm``
-    does, which runs on CUDA only), with one process's closed-form backward.
-
-    Forward: the per-channel sums and counts are all-reduced, then the centred squares (two passes).
-    Backward: the sums of the output gradient and of its product with the normalised input are
-    all-reduced, and each process applies batch norm's gradient formula, as torch's kernel does. Every
-    per-channel sum is accumulated in float64, as torch's CPU kernel does for float32. (The first
-    version composed the statistics from differentiable all-reduces and let autograd differentiate
-    them: equal in exact arithmetic, and exact in one process, yet two-process SGD runs parted from
-    one-process runs by 0.06 within an epoch; with this formula they agree within 6e-6.)
-    Returns the output and, not differentiable, the batch's mean and biased variance.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: Any, bias: Any, eps: float, group: Any) -> Any:  # noqa: ANN401
-        import torch.distributed as dist
-
-        dims, shape = [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
-        count = x.new_full((1,), x.numel() // x.shape[1] if x.numel() else 0, dtype=torch.float64)
-        totals = torch.cat([x.sum(dims, dtype=torch.float64), count])
-        dist.all_reduce(totals, group=group)
-        n = totals[-1]
-        mean = (totals[:-1] / n).float()
-        centred = x - mean.view(shape)
-        squares = centred.square().sum(dims, dtype=torch.float64)
-        dist.all_reduce(squares, group=group)
-        variance = (squares / n).float()
-        invstd = torch.rsqrt(variance + eps)
-        normalized = centred * invstd.view(shape)
-        ctx.save_for_backward(normalized, invstd, weight)
-        ctx.n, ctx.group, ctx.has_weight, ctx.has_bias = n, group, weight is not None, bias is not None
-        out = normalized * weight.view(shape) if weight is not None else normalized.clone()
-        if bias is not None:
-            out = out + bias.view(shape)
-        ctx.mark_non_differentiable(mean, variance)
-        return out, mean, variance
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor, _mean: Any, _variance: Any) -> Any:  # noqa: ANN401
-        import torch.distributed as dist
-
-        normalized, invstd, weight = ctx.saved_tensors
-        dims, shape = [0, *range(2, grad.dim())], [1, -1] + [1] * (grad.dim() - 2)
-        sum_grad = grad.sum(dims, dtype=torch.float64)
-        sum_grad_normalized = (grad * normalized).sum(dims, dtype=torch.float64)
-        grad_x = None
-        if ctx.needs_input_grad[0]:  # the same on every process: their collectives stay in step
-            totals = torch.cat([sum_grad, sum_grad_normalized])
-            dist.all_reduce(totals, group=ctx.group)
-            mean_grad, mean_grad_normalized = (totals / ctx.n).float().chunk(2)
-            scale = invstd * weight if ctx.has_weight else invstd
-            grad_x = (grad - mean_grad.view(shape) - normalized * mean_grad_normalized.view(shape)) * scale.view(shape)
-        # the parameters' gradients stay this process's own: DistributedDataParallel averages them
-        grad_weight = sum_grad_normalized.float() if ctx.has_weight else None
-        grad_bias = sum_grad.float() if ctx.has_bias else None
-        return grad_x, grad_weight, grad_bias, None, None
-
-
-class BatchNorm(nn.Module):
-    """Keras BatchNormalization over channels (NCHW dim 1, or the features of a flat input).
-
-    Always computed in float32 (as Keras does under mixed precision).
-
-    Training normalises with the biased batch variance (as both frameworks do) but,
-    unlike ``nn.BatchNorm2d``, also updates the moving variance with the biased one,
-    and with Keras's momentum (moving = moving * momentum + batch * (1 - momentum)).
-    """
-
-    def __init__(self, layer: Any, input_shape: tuple[int, ...]):
-        super().__init__()
-        channels = input_shape[-1]
-        self.momentum, self.eps = layer.momentum, layer.epsilon
-        self.weight = nn.Parameter(torch.ones(channels)) if layer.scale else None
-        self.bias = nn.Parameter(torch.zeros(channels)) if layer.center else None
-        self.register_buffer("running_mean", torch.zeros(channels))
-        self.register_buffer("running_var", torch.ones(channels))
-
-    # torch.distributed's group when several processes train (``synchronize_batch_norm``): the batch
-    # statistics are then those of the global batch, as one process computes them.
-    group: Any = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and self.group is not None:
-            return self._synchronized(x)
-        if self.training:
-            # One pass over x: torch's kernel writes this batch's mean and unbiased variance into fresh
-            # buffers (momentum 1 keeps only the new values); the moving statistics are then updated the
-            # Keras way, with the biased variance. (Computing the statistics separately cost 30% of a
-            # ResNet-20 training step.)
-            mean = torch.zeros_like(self.running_mean)
-            unbiased = torch.zeros_like(self.running_var)
-            out = F.batch_norm(x.float(), mean, unbiased, self.weight, self.bias, True, 1.0, self.eps)
-            with torch.no_grad():
-                n = x.numel() // x.shape[1]
-                moving_mean, moving_var, momentum = self.running_mean, self.running_var, self.momentum
-                moving_mean.mul_(factor(momentum, moving_mean)).add_(mean * factor(1.0 - momentum, mean))
-                rate = (n - 1) / n * (1.0 - momentum)
-                moving_var.mul_(factor(momentum, moving_var)).add_(unbiased * factor(rate, unbiased))
-            return out
-        return F.batch_norm(
-            x.float(), self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
-        )
-
-    def _synchronized(self, x: torch.Tensor) -> torch.Tensor:
-        """Batch norm over the global batch split across processes (``_SynchronizedBatchNorm``)."""
-        out, mean, variance = _SynchronizedBatchNorm.apply(x.float(), self.weight, self.bias, self.eps, self.group)
-        with torch.no_grad():  # Keras's moving statistics, with the biased variance
-            self.running_mean.mul_(self.momentum).add_(mean * (1.0 - self.momentum))
-            self.running_var.mul_(self.momentum).add_(variance * (1.0 - self.momentum))
-        return out
-
-
-class Flatten(nn.Module):
-    """Keras order (H, W, C): move channels last before flattening an NCHW tensor."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4:
-            x = x.permute(0, 2, 3, 1)
-        return x.flatten(1)  # (reshape(n, -1) cannot size an empty batch: a process's share may be empty)
-
-
-class GlobalAvgPool(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=(2, 3))
-
-
-class GlobalMaxPool(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.amax(dim=(2, 3))
+from cnnspec.registry import BuilderTable, Site
+
+from .modules import (
+    ACTIVATIONS,
+    AddInputs,
+    AvgPool2d,
+    BatchNorm,
+    ConcatenateChannels,
+    Conv2d,
+    Flatten,
+    GlobalAvgPool,
+    GlobalMaxPool,
+    MaxPool2d,
+    MinPool2d,
+    Rescale,
+    SumPool2d,
+    ZeroPad,
+)
 
 
 # -- builders: spec class -> modules + where the canonical variables live ------------------------
@@ -383,9 +63,7 @@ class TorchLayer:
     params: dict[str, Param] = field(default_factory=dict)
 
 
-Builder = Callable[[Any, tuple], TorchLayer]
-BUILDERS: dict[type[LayerSpec], Builder] = {}
-builds = builder_registrar(BUILDERS)  # @builds(SpecClass): this backend's builder of that class
+BUILDERS = BuilderTable("torch")  # @BUILDERS.builds("conv2d"): builder(layer, site) -> TorchLayer
 
 
 def _with_activation(core: nn.Module, activation: str) -> list[nn.Module]:
@@ -395,9 +73,8 @@ def _with_activation(core: nn.Module, activation: str) -> list[nn.Module]:
 # Conv kernels: Keras (kh, kw, in, out) = torch (out, in, kh, kw).transpose(2, 3, 1, 0).
 # Dense kernels: Keras (in, out) = torch (out, in).T; its rows need no permutation because
 # ``Flatten`` already yields Keras's (H, W, C) order.
-_CONV_LAYOUT = (lambda k: k.transpose(3, 2, 0, 1), lambda t: t.transpose(2, 3, 1, 0))
-_CONV_PARAMS = {"kernel": Param(0, "weight", *_CONV_LAYOUT), "bias": Param(0, "bias")}
-_DENSE_PARAMS = {"kernel": Param(0, "weight", lambda k: k.T, lambda t: t.T), "bias": Param(0, "bias")}
+_CONV_PARAMS = {"kernel": Param(0, "weight", conv_to_oihw, oihw_to_conv), "bias": Param(0, "bias")}
+_DENSE_PARAMS = {"kernel": Param(0, "weight", dense_to_out_in, out_in_to_dense), "bias": Param(0, "bias")}
 _BATCH_NORM_PARAMS = {
     "gamma": Param(0, "weight"),
     "beta": Param(0, "bias"),
@@ -406,150 +83,104 @@ _BATCH_NORM_PARAMS = {
 }
 
 
-@builds(Conv2D)
-def _conv(layer: Conv2D, shape: tuple) -> TorchLayer:
-    conv = Conv2d(layer, shape, layer.filters, bias=layer.use_bias)
+@BUILDERS.builds("conv2d")
+def _conv(layer: spec_layers.Conv2D, site: Site) -> TorchLayer:
+    conv = Conv2d(layer, site.input_shape, layer.filters, bias=layer.use_bias)
     return TorchLayer(_with_activation(conv, layer.activation), _CONV_PARAMS)
 
 
-def _depthwise_param(module: int, shape: tuple, multiplier: int) -> Param:
-    """Keras (kh, kw, in, mult) <-> torch grouped (in * mult, 1, kh, kw); output channel c * mult + m in both."""
-    channels = shape[-1]
-
-    def to_keras(t: np.ndarray) -> np.ndarray:
-        kh, kw = t.shape[2:]
-        return t[:, 0].transpose(1, 2, 0).reshape(kh, kw, channels, multiplier)
-
-    return Param(module, "weight", lambda k: k.reshape(*k.shape[:2], -1).transpose(2, 0, 1)[:, None], to_keras)
+def _depthwise_param(module: int, channels: int) -> Param:
+    """Keras (kh, kw, in, mult) <-> torch grouped (in * mult, 1, kh, kw)."""
+    return Param(module, "weight", depthwise_to_grouped, lambda t: grouped_to_depthwise(t, channels))
 
 
-@builds(DepthwiseConv2D)
-def _depthwise_conv(layer: DepthwiseConv2D, shape: tuple) -> TorchLayer:
-    channels = shape[-1] * layer.depth_multiplier
-    conv = Conv2d(layer, shape, channels, groups=shape[-1], bias=layer.use_bias)
-    params = {"depthwise_kernel": _depthwise_param(0, shape, layer.depth_multiplier), "bias": Param(0, "bias")}
+@BUILDERS.builds("depthwise_conv2d")
+def _depthwise_conv(layer: spec_layers.DepthwiseConv2D, site: Site) -> TorchLayer:
+    channels = site.input_shape[-1] * layer.depth_multiplier
+    conv = Conv2d(layer, site.input_shape, channels, groups=site.input_shape[-1], bias=layer.use_bias)
+    params = {"depthwise_kernel": _depthwise_param(0, site.input_shape[-1]), "bias": Param(0, "bias")}
     return TorchLayer(_with_activation(conv, layer.activation), params)
 
 
-@builds(SeparableConv2D)
-def _separable_conv(layer: SeparableConv2D, shape: tuple) -> TorchLayer:
+@BUILDERS.builds("separable_conv2d")
+def _separable_conv(layer: spec_layers.SeparableConv2D, site: Site) -> TorchLayer:
     """Keras SeparableConv2D: the depthwise convolution (no bias), a 1x1 convolution to ``filters``, its bias."""
-    middle = shape[-1] * layer.depth_multiplier
-    depthwise = Conv2d(layer, shape, middle, groups=shape[-1], bias=False)
+    middle = site.input_shape[-1] * layer.depth_multiplier
+    depthwise = Conv2d(layer, site.input_shape, middle, groups=site.input_shape[-1], bias=False)
     pointwise = nn.Conv2d(middle, layer.filters, 1, bias=layer.use_bias)
     params = {
-        "depthwise_kernel": _depthwise_param(0, shape, layer.depth_multiplier),
-        "pointwise_kernel": Param(1, "weight", *_CONV_LAYOUT),
+        "depthwise_kernel": _depthwise_param(0, site.input_shape[-1]),
+        "pointwise_kernel": Param(1, "weight", conv_to_oihw, oihw_to_conv),
         "bias": Param(1, "bias"),
     }
     return TorchLayer([depthwise, *_with_activation(pointwise, layer.activation)], params)
 
 
-class Rescale(nn.Module):
-    """Keras Rescaling: ``x * scale + offset``."""
-
-    def __init__(self, scale: float, offset: float):
-        super().__init__()
-        self.scale, self.offset = scale, offset
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale + self.offset
-
-    def extra_repr(self) -> str:
-        return f"scale={self.scale}, offset={self.offset}"
-
-
-@builds(Rescaling)
-def _rescaling(layer: Rescaling, shape: tuple) -> TorchLayer:
+@BUILDERS.builds("rescaling")
+def _rescaling(layer: spec_layers.Rescaling, site: Site) -> TorchLayer:
     return TorchLayer([Rescale(layer.scale, layer.offset)])
 
 
-class ZeroPad(nn.Module):
-    def __init__(self, pads: tuple[int, int, int, int]):
-        super().__init__()
-        self.pads = pads  # F.pad's order: (left, right, top, bottom)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pad(x, self.pads)
-
-
-@builds(ZeroPadding2D)
-def _zero_padding(layer: ZeroPadding2D, shape: tuple) -> TorchLayer:
+@BUILDERS.builds("zero_padding2d")
+def _zero_padding(layer: spec_layers.ZeroPadding2D, site: Site) -> TorchLayer:
     (top, bottom), (left, right) = layer.padding
     return TorchLayer([ZeroPad((left, right, top, bottom))])
 
 
-@builds(Dense)
-def _dense(layer: Dense, shape: tuple) -> TorchLayer:
-    linear = nn.Linear(shape[0], layer.units, bias=layer.use_bias)
+@BUILDERS.builds("dense")
+def _dense(layer: spec_layers.Dense, site: Site) -> TorchLayer:
+    linear = nn.Linear(site.input_shape[0], layer.units, bias=layer.use_bias)
     return TorchLayer(_with_activation(linear, layer.activation), _DENSE_PARAMS)
 
 
-@builds(BatchNormSpec)
-def _batch_norm(layer: BatchNormSpec, shape: tuple) -> TorchLayer:
-    return TorchLayer([BatchNorm(layer, shape)], _BATCH_NORM_PARAMS)
+@BUILDERS.builds("batch_norm")
+def _batch_norm(layer: spec_layers.BatchNorm, site: Site) -> TorchLayer:
+    return TorchLayer([BatchNorm(layer, site.input_shape)], _BATCH_NORM_PARAMS)
 
 
-_WINDOW_POOLS: dict[type[LayerSpec], type[nn.Module]] = {
-    MaxPool2D: MaxPool2d,
-    AvgPool2D: AvgPool2d,
-    MinPool2D: MinPool2d,
-    SumPool2D: SumPool2d,
+_WINDOW_POOLS: dict[str, type[nn.Module]] = {
+    "max_pool2d": MaxPool2d,
+    "avg_pool2d": AvgPool2d,
+    "min_pool2d": MinPool2d,
+    "sum_pool2d": SumPool2d,
 }
 
 
-@builds(*_WINDOW_POOLS)
-def _pool(layer: Any, shape: tuple) -> TorchLayer:
-    return TorchLayer([_WINDOW_POOLS[type(layer)](layer, shape)])
+@BUILDERS.builds(*_WINDOW_POOLS)
+def _pool(layer: Any, site: Site) -> TorchLayer:
+    return TorchLayer([_WINDOW_POOLS[layer.type](layer, site.input_shape)])
 
 
-class AddInputs(nn.Module):
-    """Keras Add: the inputs summed in order."""
-
-    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
-        total = xs[0]
-        for x in xs[1:]:
-            total = total + x
-        return total
-
-
-class ConcatenateChannels(nn.Module):
-    """Keras Concatenate on the last axis: channels, NCHW dim 1 (the features of a flat input too)."""
-
-    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
-        return torch.cat(xs, dim=1)
-
-
-@builds(AddSpec)
-def _add(layer: AddSpec, shape: tuple) -> TorchLayer:
+@BUILDERS.builds("add")
+def _add(layer: spec_layers.Add, site: Site) -> TorchLayer:
     return TorchLayer([AddInputs()])
 
 
-@builds(Concatenate)
-def _concatenate(layer: Concatenate, shape: tuple) -> TorchLayer:
+@BUILDERS.builds("concatenate")
+def _concatenate(layer: spec_layers.Concatenate, site: Site) -> TorchLayer:
     return TorchLayer([ConcatenateChannels()])
 
 
-@builds(GlobalAvgPool2D)
-def _global_avg_pool(layer: GlobalAvgPool2D, shape: tuple) -> TorchLayer:
+@BUILDERS.builds("global_avg_pool2d")
+def _global_avg_pool(layer: spec_layers.GlobalAvgPool2D, site: Site) -> TorchLayer:
     return TorchLayer([GlobalAvgPool()])
 
 
-@builds(GlobalMaxPool2D)
-def _global_max_pool(layer: GlobalMaxPool2D, shape: tuple) -> TorchLayer:
+@BUILDERS.builds("global_max_pool2d")
+def _global_max_pool(layer: spec_layers.GlobalMaxPool2D, site: Site) -> TorchLayer:
     return TorchLayer([GlobalMaxPool()])
 
 
-@builds(Dropout)
-def _dropout(layer: Dropout, shape: tuple) -> TorchLayer:
+@BUILDERS.builds("dropout")
+def _dropout(layer: spec_layers.Dropout, site: Site) -> TorchLayer:
     return TorchLayer([nn.Dropout(layer.rate)])
 
 
-@builds(FlattenSpec)
-def _flatten(layer: FlattenSpec, shape: tuple) -> TorchLayer:
+@BUILDERS.builds("flatten")
+def _flatten(layer: spec_layers.Flatten, site: Site) -> TorchLayer:
     return TorchLayer([Flatten()])
 
 
-@builds(Activation)
-def _activation(layer: Activation, shape: tuple) -> TorchLayer:
+@BUILDERS.builds("activation")
+def _activation(layer: spec_layers.Activation, site: Site) -> TorchLayer:
     return TorchLayer([ACTIVATIONS[layer.activation]()])

@@ -8,9 +8,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnspec.registry import Site
 from cnnspec.spec import ModelSpec
 
-from .layers import BUILDERS, Param, Softmax
+from .layers import BUILDERS, Param
+from .modules import Softmax
 
 
 class CompiledModel(nn.Module):
@@ -30,7 +32,8 @@ class CompiledModel(nn.Module):
         super().__init__()
         self.spec = spec
         built = [
-            BUILDERS[type(layer)](layer, info.input_shape) for layer, info in zip(spec.layers, spec.summary().layers)
+            BUILDERS[type(layer)](layer, Site(index, info.input_shapes))
+            for index, (layer, info) in enumerate(zip(spec.layers, spec.summary().layers))
         ]
         self.blocks = nn.ModuleList(nn.Sequential(*layer.modules) for layer in built)
         self.params: list[dict[str, Param]] = [layer.params for layer in built]  # canonical variable -> tensor

@@ -22,8 +22,8 @@ from cnnspec.spec import TrainingSpec
 from cnnspec.streams import stream_batches
 
 from .augment import seed_augmentations
-from .layers import BatchNorm
 from .model import CompiledModel, to_nchw
+from .modules import BatchNorm
 from .optimizers import make_optimizer
 from .placement import TorchPlacement
 from .weights import variables

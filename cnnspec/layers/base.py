@@ -28,6 +28,8 @@ class LayerSpec(SpecModel):
     # acts in training only, the identity at inference (random augmentation): exported inference files leave it out
     training_only: ClassVar[bool] = False
     merges: ClassVar[bool] = False  # reads two or more inputs (add, concatenate): its shape rule is merge_shape
+    # canonical variable -> the attribute of the Keras 3 layer holding it, where the two names differ
+    keras_attributes: ClassVar[dict[str, str]] = {}
 
     type: str
     if TYPE_CHECKING:

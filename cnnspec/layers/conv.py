@@ -85,6 +85,7 @@ class DepthwiseConv2D(_Convolution):
     """
 
     keras_class = "DepthwiseConv2D"
+    keras_attributes = {"depthwise_kernel": "kernel"}  # Keras 3 calls it so (tf.keras said depthwise_kernel)
     type: Literal["depthwise_conv2d"] = "depthwise_conv2d"
     kernel_size: Pair
     strides: Pair = (1, 1)

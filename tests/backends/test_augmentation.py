@@ -20,7 +20,7 @@ import pytest
 
 import cnnspec
 from cnnspec.numerics import max_difference, tolerance_for
-from cnnspec.registry import LAYER_CLASSES
+from cnnspec.registry import LAYER_CLASSES, Site
 from cnnspec.weights import random_weights
 from tests.parity.helpers import spec_of
 
@@ -47,13 +47,13 @@ def _layer(doc: dict):
 
 
 def _torch_layer(doc: dict, shape: tuple, seed: int = 0) -> Augmentation:
-    module = tb.BUILDERS[type(_layer(doc))](_layer(doc), shape).modules[0]
+    module = tb.BUILDERS[type(_layer(doc))](_layer(doc), Site(0, (shape,))).modules[0]
     module.reseed(seed)
     return module.train()
 
 
 def _keras_layer(doc: dict, shape: tuple, seed: int = 0):
-    return kb.BUILDERS[type(_layer(doc))](_layer(doc), shape, seed)
+    return kb.BUILDERS[type(_layer(doc))](_layer(doc), Site(0, (shape,), seed=seed))
 
 
 def _nchw(x: np.ndarray) -> torch.Tensor:

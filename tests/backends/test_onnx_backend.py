@@ -304,11 +304,11 @@ def test_layers_named_like_the_graph_outputs_export_verify_and_run(tmp_path):
     assert parity.returncode == 0, parity.stdout + parity.stderr
 
 
-def _zero_pad_node(g, layer, x, shape):
+def _zero_pad_node(layer, site):
     """What graph.py wrote for zero_padding2d before: a zero Pad, which ONNX Runtime folds into a MaxPool."""
     (top, bottom), (left, right) = layer.padding
-    pads = g.constant(f"{layer.name}/pads", np.array([0, 0, top, left, 0, 0, bottom, right]), np.int64)
-    return g.node("Pad", [x, pads], layer.name, mode="constant")
+    pads = site.graph.constant(f"{layer.name}/pads", np.array([0, 0, top, left, 0, 0, bottom, right]), np.int64)
+    return site.graph.node("Pad", [site.x, pads], layer.name, mode="constant")
 
 
 # ResNetV2's stem: values below zero reach a zero padding, then a max pool

@@ -15,7 +15,7 @@ import pytest
 
 import cnnspec
 from cnnspec.layers import LayerSpec
-from cnnspec.registry import LAYER_ALIASES, LAYER_CLASSES, OPTIMIZER_CLASSES
+from cnnspec.registry import LAYER_ALIASES, LAYER_CLASSES, OPTIMIZER_CLASSES, Site
 from tests.layer_cases import LAYER_CASES, case_index, case_spec
 
 REGISTERED = sorted(LAYER_CLASSES.items())
@@ -43,7 +43,7 @@ def test_torch_builder_maps_every_canonical_variable(type_name, cls):
     tb = pytest.importorskip("cnnspec.backends.torch_backend")
     for layer_doc, shape in LAYER_CASES[type_name]:
         layer = cls(**layer_doc)
-        built = tb.BUILDERS[cls](layer, shape)
+        built = tb.BUILDERS[cls](layer, Site(0, (shape,)))
         variables = layer.variables(shape)
         assert set(built.params) >= set(variables), (
             f"{cls.__name__}: no torch tensor for {set(variables) - set(built.params)}"
@@ -115,3 +115,25 @@ def test_registering_after_the_spec_is_built_is_an_error_not_silence():
             type: Literal["late"] = "late"
 
     assert "late" not in LAYER_CLASSES
+
+
+def test_a_second_builder_for_a_type_is_an_error_and_a_missing_one_names_the_type():
+    from cnnspec.registry import BuilderTable
+
+    table = BuilderTable("test")
+
+    @table.builds("dense")
+    def first(layer, site):
+        return "first"
+
+    with pytest.raises(ValueError, match="the test backend builds 'dense' twice: first and second"):
+
+        @table.builds("dense")
+        def second(layer, site):
+            return "second"
+
+    with pytest.raises(ValueError, match="'densy' is not a registered layer type"):
+        table.builds("densy")(first)
+    with pytest.raises(NotImplementedError, match="the test backend has no builder for layer type 'flatten'"):
+        table[LAYER_CLASSES["flatten"]]
+    assert "flatten" in table.missing_types() and "dense" not in table.missing_types()

@@ -85,8 +85,8 @@ def test_torch_matches_the_reference():
     pytest.importorskip("cnnspec.backends.torch_backend")
     import torch
 
-    from cnnspec.backends.torch_backend.layers import SumPool2d
     from cnnspec.backends.torch_backend.model import to_nchw, to_nhwc
+    from cnnspec.backends.torch_backend.modules import SumPool2d
 
     x = to_nchw(_inputs())
     with torch.no_grad():
