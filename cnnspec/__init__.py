@@ -36,7 +36,7 @@ _EXPORTS = {
     **dict.fromkeys(["build", "evaluate", "predict"], ".api"),
     **dict.fromkeys(["load_run", "Run", "RunSettings"], ".runs"),
     "Model": ".model",
-    **dict.fromkeys(["train", "TrainResult", "TrainingInterrupted"], ".train"),
+    **dict.fromkeys(["train", "TrainResult", "TrainingInterrupted"], ".driver"),
     **dict.fromkeys(["load_data", "Dataset"], ".data"),
     **dict.fromkeys(["export_onnx", "ExportReport"], ".export"),
     **dict.fromkeys(["export_keras", "export_torch", "NativeExportReport"], ".native_export"),
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from .api import build, evaluate, predict
     from .data import Dataset, load_data
     from .display import Picture
+    from .driver import TrainingInterrupted, TrainResult, train
     from .errors import (
         BackendUnavailable,
         CnnspecError,
@@ -111,7 +112,6 @@ if TYPE_CHECKING:
         SparseCategoricalCrossentropy,
         TrainingSpec,
     )
-    from .train import TrainingInterrupted, TrainResult, train
     from .weights import initial_weights, load_weights, save_weights
 
 

@@ -8,6 +8,7 @@ Exit codes: 0 ok, 1 invalid input (a ``CnnspecError``), 2 usage.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -154,108 +155,40 @@ def schema() -> None:
     typer.echo(json.dumps(ModelSpec.model_json_schema(), indent=2))
 
 
-@app.command()
-def train(
-    spec: Optional[Path] = typer.Argument(None, help="Spec file (omit with --resume).", show_default=False),
-    backend: str = typer.Option("torch", "--backend", "-b", help="torch or keras."),
-    data: str = typer.Option(
-        "digits", "--data", "-d", help="digits | npz:PATH | idx:DIR | folder:PATH | mnist | fashion_mnist | cifar10."
-    ),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override training.epochs."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override training.batch_size."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Override the optimizer's learning_rate."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Override training.seed."),
-    precision: Optional[str] = typer.Option(
-        None,
-        "--precision",
-        help="auto (default: bf16 only where this machine computes it natively and faster), fp32 "
-        "(exact parity with every backend) or bf16.",
-    ),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/<spec>-<backend>)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
-    resize: bool = typer.Option(
-        False, "--resize", help="Resize images (and convert channels) to the spec's input_shape."
-    ),
-    follow_symlinks: bool = typer.Option(
-        False, "--follow-symlinks", help="Let folder: data follow links out of its root."
-    ),
-    stream: Optional[bool] = typer.Option(
-        None,
-        "--stream/--no-stream",
-        show_default=False,
-        help="Read idx:/folder: images from disk a batch at a time (default: only when they would not fit in memory).",
-    ),
-    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard scalar logs here."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
-    device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda or cuda:N."),
-    nproc: int = typer.Option(
-        1,
-        "--nproc",
-        help="Data-parallel replicas sharing each batch: torch processes (torch.distributed) "
-        "or Keras devices (MirroredStrategy).",
-    ),
-) -> None:
+def train(spec: Optional[Path] = None, **options: Any) -> None:
     """Train a spec and write a run directory (weights, history, plots, metrics, checkpoints)."""
-    from .train import TrainingInterrupted, train as train_spec, trains_in_processes
+    from .driver import TrainingInterrupted, train as train_spec, trains_in_processes
+    from .options import worker_command
 
-    if spec is None and resume is None:
+    if spec is None and options["resume"] is None:
         raise typer.BadParameter("give a SPEC to train, or --resume RUN_DIR")
-    if precision is not None and precision not in ("auto", "fp32", "bf16"):
-        raise typer.BadParameter(f"--precision must be auto, fp32 or bf16, got {precision!r}")
-    if nproc < 1:
-        raise typer.BadParameter(f"--nproc must be at least 1, got {nproc}")
+    if options["precision"] is not None and options["precision"] not in ("auto", "fp32", "bf16"):
+        raise typer.BadParameter(f"--precision must be auto, fp32 or bf16, got {options['precision']!r}")
+    if options["nproc"] < 1:
+        raise typer.BadParameter(f"--nproc must be at least 1, got {options['nproc']}")
     with user_errors():
-        if nproc > 1 and trains_in_processes(backend, resume):  # torch: start the workers, each runs this command
-            from .backends import load_backend
-
-            try:
-                worker = _worker_command(
-                    spec,
-                    {
-                        "--backend": backend, "--data": data, "--epochs": epochs, "--batch-size": batch_size,
-                        "--lr": lr, "--seed": seed, "--precision": precision, "--out": out, "--resume": resume,
-                        "--tensorboard": tensorboard, "--device": device, "--nproc": nproc,
-                    },
-                    {
-                        "--resize": resize, "--follow-symlinks": follow_symlinks, "--stream": stream is True,
-                        "--no-stream": stream is False, "--quiet": quiet,
-                    },
-                )  # fmt: skip
-                load_backend("torch").launch(worker, nproc, str(resume or out or "RUN_DIR"))
-            except TrainingInterrupted as err:
-                raise _interrupted(err) from None
-            return
         try:
-            train_spec(
-                spec,
-                backend,
-                data,
-                epochs=epochs,
-                batch_size=batch_size,
-                learning_rate=lr,
-                seed=seed,
-                precision=precision,
-                out=out,
-                resume=resume,
-                resize=resize,
-                follow_symlinks=follow_symlinks,
-                stream=stream,
-                tensorboard=tensorboard,
-                verbose=not quiet,
-                device=device,
-                nproc=nproc,
-            )
+            if options["nproc"] > 1 and trains_in_processes(options["backend"], options["resume"]):
+                from .backends import load_backend  # torch: start the workers, each runs this command again
+
+                where = str(options["resume"] or options["out"] or "RUN_DIR")
+                load_backend("torch").launch(worker_command(spec, options), options["nproc"], where)
+                return
+            train_spec(spec, **options)
         except TrainingInterrupted as err:
             raise _interrupted(err) from None
 
 
-def _worker_command(spec: Optional[Path], options: dict[str, Any], flags: dict[str, bool]) -> list[str]:
-    """``train`` with these options again, for the launcher's workers (options left as None are left out)."""
-    args = ["train"] + ([str(spec)] if spec is not None else [])
-    for name, value in options.items():
-        if value is not None:
-            args += [name, str(value)]
-    return args + [name for name, on in flags.items() if on]
+def _train_signature() -> inspect.Signature:
+    from .options import cli_signature
+
+    spec = typer.Argument(None, help="Spec file (omit with --resume).", show_default=False)
+    return cli_signature(inspect.Parameter("spec", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=spec,
+                                           annotation=Optional[Path]))  # fmt: skip
+
+
+train.__signature__ = _train_signature()  # type: ignore[attr-defined]  # every option of cnnspec.options
+app.command()(train)
 
 
 @app.command()

@@ -14,7 +14,9 @@ DIR/checkpoint/           state.json + epoch-N weights and optimizer state
 under new names, then state.json is replaced atomically to point at them, so a
 kill at any moment leaves the last finished epoch intact.
 
-``load_run`` reads a finished (or interrupted) run back as a typed ``Run``:
+This module is the one place that writes a run directory (``start_run``, ``write_checkpoint``,
+``write_results``: the training driver and ``cnnspec import keras --run`` both call them) and reads it
+back: ``load_run`` reads a finished (or interrupted) run as a typed ``Run``:
 
 >>> run = load_run("runs/digits_cnn-torch")                # doctest: +SKIP
 >>> run.settings.backend, run.settings.epochs              # doctest: +SKIP
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +38,8 @@ from .errors import RunError
 from .files import atomic_write_json
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .data import Dataset
     from .spec import ModelSpec, TrainingSpec
     from .weights import Weights
@@ -210,6 +216,85 @@ def default_run_dir(name: str, backend: str, base: Path = Path("runs")) -> Path:
         candidate = base / f"{name}-{backend}-{suffix}"
         suffix += 1
     return candidate
+
+
+# -- writing -------------------------------------------------------------------------------------
+def start_run(
+    paths: RunPaths, spec: ModelSpec, settings: RunSettings, class_names: list[str] | None, **facts: Any
+) -> None:
+    """spec.json, then run.json (settings, the spec's hash, versions, ``facts``): what makes a folder a run."""
+    from . import __version__
+    from .weights import spec_hash
+
+    write_json(paths.spec, spec.to_dict())
+    write_json(paths.run, {
+        "settings": settings.to_json(), "spec_hash": spec_hash(spec), "cnnspec": __version__,
+        "python": platform.python_version(), **facts, "class_names": class_names,
+    })  # fmt: skip
+
+
+def started_now() -> str:
+    """run.json's ``started``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def write_checkpoint(
+    paths: RunPaths,
+    spec: ModelSpec,
+    epoch: int,
+    weights: Weights,
+    optimizer_state: dict[str, np.ndarray],
+    state: dict[str, Any],
+    improved: bool,
+) -> None:
+    """The epoch's weights and optimizer state under new names, then state.json (the commit point, naming
+    ``epoch`` and ``state["best_epoch"]``), then the kept weights when ``improved`` and history.json (the
+    state's ``history``); older epochs go last."""
+    from .weights import save_arrays, save_weights
+
+    save_weights(paths.epoch_file(epoch, "model"), weights, spec)
+    save_arrays(paths.epoch_file(epoch, "optimizer"), optimizer_state)
+    write_json(paths.state, {**state, "epoch": epoch})
+    if improved:
+        save_weights(paths.weights, weights, spec)
+    write_json(paths.history, state.get("history", {}))
+    for file in paths.checkpoint.glob("epoch-*.safetensors"):
+        if int(file.name.split(".")[0].split("-")[1]) not in (epoch, state["best_epoch"]):
+            file.unlink(missing_ok=True)
+
+
+@dataclass
+class Checkpoint:
+    """What ``read_checkpoint`` finds: state.json, the last epoch's weights and optimizer state, and the
+    best epoch's weights (None when a kill came between writing them and the state)."""
+
+    state: dict[str, Any]
+    weights: Weights
+    optimizer_state: dict[str, np.ndarray]
+    best_weights: Weights | None
+
+
+def read_checkpoint(paths: RunPaths, spec: ModelSpec) -> Checkpoint:
+    from .weights import load_arrays, load_weights
+
+    state = read_json(paths.state, "checkpoint state")
+    epoch, best = state.get("epoch", 0), paths.epoch_file(state.get("best_epoch", 0), "model")
+    return Checkpoint(
+        state,
+        load_weights(paths.epoch_file(epoch, "model"), spec),
+        load_arrays(paths.epoch_file(epoch, "optimizer")),
+        load_weights(best, spec) if best.exists() else None,
+    )
+
+
+def write_results(paths: RunPaths, metrics: dict[str, Any], history: dict[str, list[float]], title: str) -> None:
+    """metrics.json, history.json and history.png (when there is a history) of a finished run."""
+    from .plots import plot_history
+
+    write_json(paths.metrics, metrics)
+    write_json(paths.history, history)
+    if history.get("loss"):
+        plot_history(history, paths.plot, title=title)
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -1,4 +1,4 @@
-"""The backend-neutral training driver.
+"""The backend-neutral training driver: ``cnnspec.train``.
 
 It owns everything that is the same whatever the framework: data and the
 validation split, the seeded shuffle, the progress display, history, best
@@ -13,8 +13,8 @@ directory. A backend supplies ``build`` and a ``Trainer`` with ``prepare``,
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
-import platform
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -22,19 +22,30 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
 from .data import Dataset, dataset_from_arrays, fit_to_spec, is_streamed, load_data, validation_split
 from .errors import DataError, RunError
 from .hardware import PRECISIONS, choose_precision, warn_if_emulated
 from .load import load_spec
 from .model import Model
+from .options import OPTIONS, check_options, python_signature
 from .placement import LAUNCHED_ENV, Placement, check_device_request, check_nproc
 from .progress import EpochProgress
 from .resources import check_resources
-from .runs import RunLock, RunPaths, RunSettings, default_run_dir, read_json, write_json
+from .runs import (
+    RunLock,
+    RunPaths,
+    RunSettings,
+    default_run_dir,
+    read_checkpoint,
+    read_json,
+    start_run,
+    started_now,
+    write_checkpoint,
+    write_results,
+)
 from .schedules import Plateau, plateau_step
 from .spec import ModelSpec
-from .weights import load_weights, save_weights, spec_hash
+from .weights import load_weights, save_weights
 
 
 class TrainingInterrupted(RunError):
@@ -86,38 +97,35 @@ class _Progress:
     learning_rate: float | None = None
 
 
-def _settings(
-    spec: ModelSpec, backend: str, data: str, overrides: dict[str, Any], resize: bool, stream: bool | None
-) -> RunSettings:
-    t = spec.training
-    given = {key: value for key, value in overrides.items() if value is not None}
-    epochs, batch_size = int(given.get("epochs", t.epochs)), int(given.get("batch_size", t.batch_size))
-    if "learning_rate" in given and t.optimizer.schedule is not None:
-        raise RunError(f"--lr sets a constant learning rate, but this spec's is a {t.optimizer.schedule.type} schedule")
-    learning_rate = float(given.get("learning_rate", t.optimizer.initial_learning_rate))
-    seed, precision = int(given.get("seed", t.seed)), str(given.get("precision", t.precision))
-    for flag, value in (("epochs", epochs), ("batch-size", batch_size)):
+def _settings(spec: ModelSpec, values: dict[str, Any]) -> RunSettings:
+    """run.json's settings for a new run: each recorded option as given, or else from the spec's ``training``."""
+    recorded = {
+        name: values[name] if values[name] is not None or option.from_training is None else option.from_training(spec.training)
+        for name, option in OPTIONS.items()
+        if option.recorded
+    }  # fmt: skip
+    if values["learning_rate"] is not None and spec.training.optimizer.schedule is not None:
+        raise RunError(
+            f"--lr sets a constant learning rate, but this spec's is a {spec.training.optimizer.schedule.type} schedule"
+        )
+    for flag, value in (("epochs", recorded["epochs"]), ("batch-size", recorded["batch_size"])):
         if value < 1:
             raise RunError(f"--{flag} must be at least 1, got {value}")
-    if learning_rate <= 0:
-        raise RunError(f"--lr must be positive, got {learning_rate}")
-    if precision not in PRECISIONS:
-        raise RunError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    choice = choose_precision(precision, backend)
+    if recorded["learning_rate"] <= 0:
+        raise RunError(f"--lr must be positive, got {recorded['learning_rate']}")
+    if recorded["precision"] not in PRECISIONS:
+        raise RunError(f"--precision must be one of {', '.join(PRECISIONS)}, got {recorded['precision']!r}")
+    choice = choose_precision(recorded["precision"], recorded["backend"])
     warn_if_emulated(choice)
-    return RunSettings(
-        backend=backend,
-        data=data,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        seed=seed,
-        validation_split=t.validation_split,
-        precision=choice.precision,
-        precision_reason=choice.reason,
-        resize=resize,
-        stream=stream,
-    )
+    data = values["data"]
+    return RunSettings(**{
+        **recorded,
+        "data": data if isinstance(data, str) else (ARRAYS if data is not None else "digits"),
+        "learning_rate": float(recorded["learning_rate"]),
+        "validation_split": spec.training.validation_split,
+        "precision": choice.precision,
+        "precision_reason": choice.reason,
+    })  # fmt: skip
 
 
 def train(
@@ -126,20 +134,7 @@ def train(
     data: Any = None,
     *,
     validation_data: Any = None,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    learning_rate: float | None = None,
-    seed: int | None = None,
-    precision: str | None = None,
-    out: str | Path | None = None,
-    resume: str | Path | None = None,
-    resize: bool = False,
-    follow_symlinks: bool = False,
-    stream: bool | None = None,
-    tensorboard: str | Path | None = None,
-    verbose: bool = True,
-    device: str = "auto",
-    nproc: int = 1,
+    **options: Any,
 ) -> TrainResult:
     """Train ``spec`` with ``backend`` on ``data`` and write a run directory.
 
@@ -147,16 +142,19 @@ def train(
     memory: ``(x_train, y_train)``, ``(x_train, y_train, x_test, y_test)``, a dict with
     those keys, or a ``Dataset`` (without test arrays there are no test metrics).
     ``validation_data=(x_val, y_val)`` replaces ``validation_split``, as in Keras's ``fit``.
-    Arguments left as None take the spec's ``training`` values. ``resume=DIR``
-    continues an interrupted run from its last finished epoch (``epochs`` may
-    raise the target). ``tensorboard=DIR`` also writes scalar logs there. ``stream``:
-    read ``idx:``/``folder:`` images from disk a batch at a time (True), never (False),
-    or only when they would not fit in memory (None). ``device``: auto (a GPU when the framework
-    can use one), cpu, cuda or cuda:N. ``nproc``: data-parallel replicas sharing each global batch
-    (Keras: local devices under MirroredStrategy; torch: processes, started by ``cnnspec train
-    --nproc`` or torchrun, which run this same function in each).
+
+    ``options`` are those of ``cnnspec train`` (``cnnspec.options.TRAIN_OPTIONS``, one list for both):
+    ``epochs``, ``batch_size``, ``learning_rate``, ``seed``, ``precision`` (left as None: the spec's
+    ``training`` values); ``out``; ``resume=DIR`` continues an interrupted run from its last finished epoch
+    (``epochs`` may raise the target); ``resize``; ``follow_symlinks``; ``stream``: read ``idx:``/``folder:``
+    images from disk a batch at a time (True), never (False), or only when they would not fit in memory
+    (None); ``tensorboard=DIR`` also writes scalar logs there; ``verbose``; ``device``: auto (a GPU when the
+    framework can use one), cpu, cuda or cuda:N; ``nproc``: data-parallel replicas sharing each global batch
+    (Keras: local devices under MirroredStrategy; torch: processes, started by ``cnnspec train --nproc`` or
+    torchrun, which run this same function in each).
     """
-    device, nproc = check_device_request(device), check_nproc(nproc)
+    values = check_options({**options, "backend": backend, "data": data})
+    device, nproc, resume = check_device_request(values["device"]), check_nproc(values["nproc"]), values["resume"]
     if resume is not None:
         paths = RunPaths(Path(resume))
         spec = load_spec(read_json(paths.spec, "spec"))
@@ -166,24 +164,14 @@ def train(
             settings = RunSettings.from_json(recorded, spec.training)
         except RunError as err:
             raise RunError(f"{paths.run}: {err}") from None
-        if epochs is not None:
-            settings.epochs = epochs
+        if values["epochs"] is not None:
+            settings.epochs = values["epochs"]
         warn_if_emulated(choose_precision(settings.precision, settings.backend))  # another machine, perhaps
     else:
         if spec is None:
             raise RunError("train needs a spec (or resume=RUN_DIR)")
         spec = load_spec(spec)
-        overrides = dict(
-            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, precision=precision
-        )
-        settings = _settings(
-            spec,
-            backend,
-            data if isinstance(data, str) else (ARRAYS if data is not None else "digits"),
-            overrides,
-            resize,
-            stream,
-        )
+        settings = _settings(spec, values)
         paths = None
     check_resources(spec, settings.batch_size)
     from .backends import TRAINING_BACKENDS, training_backend
@@ -194,8 +182,8 @@ def train(
     placement = framework.place(device, nproc)
     try:
         return _train_placed(
-            spec, settings, paths, out, framework, placement, data, validation_data, follow_symlinks, tensorboard,
-            verbose, resume is not None,
+            spec, settings, paths, values["out"], framework, placement, data, validation_data,
+            values["follow_symlinks"], values["tensorboard"], values["verbose"], resume is not None,
         )  # fmt: skip
     finally:
         placement.close()
@@ -333,18 +321,7 @@ class _Run:
         if resuming and paths.state.exists():
             self._restore()
         elif not resuming and self.placement.main:
-            write_json(paths.spec, spec.to_dict())
-            write_json(
-                paths.run,
-                {
-                    "settings": settings.to_json(),
-                    "spec_hash": spec_hash(spec),
-                    "cnnspec": __version__,
-                    "python": platform.python_version(),
-                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "class_names": dataset.class_names,
-                },
-            )
+            start_run(paths, spec, settings, dataset.class_names, started=started_now())
 
     # -- the epoch loop -------------------------------------------------------------------
     def go(self) -> TrainResult:
@@ -480,47 +457,28 @@ class _Run:
 
     # -- checkpoints -----------------------------------------------------------------------
     def _checkpoint(self, epoch: int, improved: bool, weights: Any) -> None:
-        """Epoch files first, then state.json (the commit), then the derived files."""
-        from .weights import save_arrays
-
-        paths, p = self.paths, self.progress
-        save_weights(paths.epoch_file(epoch, "model"), weights, self.spec)
-        save_arrays(paths.epoch_file(epoch, "optimizer"), self.trainer.optimizer_state())
-        write_json(paths.state, {**asdict(p), "best_value": _finite_or_none(p.best_value)})
-        if improved:
-            save_weights(paths.weights, weights, self.spec)
-        write_json(paths.history, p.history)
-        self._drop_old_epochs(keep={epoch, p.best_epoch})
-
-    def _drop_old_epochs(self, keep: set[int]) -> None:
-        for file in self.paths.checkpoint.glob("epoch-*.safetensors"):
-            number = int(file.name.split(".")[0].split("-")[1])
-            if number not in keep:
-                file.unlink(missing_ok=True)
+        p = self.progress
+        state = {**asdict(p), "best_value": _finite_or_none(p.best_value)}
+        write_checkpoint(self.paths, self.spec, epoch, weights, self.trainer.optimizer_state(), state, improved)
 
     def _restore(self) -> None:
-        from .weights import load_arrays
-
-        state = read_json(self.paths.state, "checkpoint state")
+        checkpoint = read_checkpoint(self.paths, self.spec)
+        state = dict(checkpoint.state)
         state["best_value"] = math.inf if state.get("best_value") is None else state["best_value"]
         known = {f.name for f in fields(_Progress)}  # a state.json from another version may hold more
         self.progress = _Progress(**{key: value for key, value in state.items() if key in known})
-        epoch = self.progress.epoch
-        self.framework.set_weights(self.model, load_weights(self.paths.epoch_file(epoch, "model"), self.spec))
-        self.trainer.load_optimizer_state(load_arrays(self.paths.epoch_file(epoch, "optimizer")))
+        self.framework.set_weights(self.model, checkpoint.weights)
+        self.trainer.load_optimizer_state(checkpoint.optimizer_state)
         if self.progress.learning_rate is not None:  # torch keeps no rate in its optimizer state
             self.trainer.set_learning_rate(self.progress.learning_rate)
         # the kept weights may lag the state if a kill came between the two writes
-        best = self.paths.epoch_file(self.progress.best_epoch, "model")
-        if best.exists():
-            self.best_weights = load_weights(best, self.spec)
+        if checkpoint.best_weights is not None:
+            self.best_weights = checkpoint.best_weights
             if self.placement.main:
                 save_weights(self.paths.weights, self.best_weights, self.spec)
 
     # -- the end -----------------------------------------------------------------------------
     def _finish(self, reason: str) -> TrainResult:
-        from .plots import plot_history
-
         paths, p = self.paths, self.progress
         if self.best_weights is not None:
             self.framework.set_weights(self.model, self.best_weights)
@@ -548,10 +506,7 @@ class _Run:
             "train_seconds": round(sum(p.history.get("seconds", [])), 3),
         }
         if self.placement.main:
-            write_json(paths.metrics, metrics)
-            write_json(paths.history, p.history)
-            if p.history.get("loss"):
-                plot_history(p.history, paths.plot, title=f"{self.spec.name} ({self.settings.backend})")
+            write_results(paths, metrics, p.history, title=f"{self.spec.name} ({self.settings.backend})")
         if self.verbose and len(x_test):
             print(
                 f"Test: accuracy {test['accuracy']:.4f} - loss {test['loss']:.4f} ({len(x_test):,} images, "
@@ -564,3 +519,10 @@ class _Run:
 
 def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+train.__signature__ = python_signature(  # type: ignore[attr-defined]  # help() and notebooks show every option
+    inspect.Parameter("spec", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None),
+    inspect.Parameter("validation_data", inspect.Parameter.KEYWORD_ONLY, default=None),
+    positional=("backend", "data"),
+)
