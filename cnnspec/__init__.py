@@ -36,7 +36,8 @@ _EXPORTS = {
     **dict.fromkeys(["build", "evaluate", "predict"], ".api"),
     **dict.fromkeys(["load_run", "Run", "RunSettings"], ".runs"),
     "Model": ".model",
-    **dict.fromkeys(["train", "TrainResult", "TrainingInterrupted"], ".driver"),
+    "train": ".driver",
+    **dict.fromkeys(["TrainResult", "TrainingInterrupted"], ".epoch_loop"),
     **dict.fromkeys(["load_data", "Dataset"], ".data"),
     **dict.fromkeys(["export_onnx", "ExportReport"], ".export"),
     **dict.fromkeys(["export_keras", "export_torch", "NativeExportReport"], ".native_export"),
@@ -73,7 +74,8 @@ if TYPE_CHECKING:
     from .api import build, evaluate, predict
     from .data import Dataset, load_data
     from .display import Picture
-    from .driver import TrainingInterrupted, TrainResult, train
+    from .driver import train
+    from .epoch_loop import TrainingInterrupted, TrainResult
     from .errors import (
         BackendUnavailable,
         CnnspecError,

@@ -52,7 +52,7 @@ def launch(args: list[str], nproc: int, resume_hint: str | None = None) -> None:
     except ChildFailedError as err:
         raise RunError(_failure_line(err, nproc, resume_hint)) from None
     except SignalException as err:  # Ctrl-C or a kill of this process: the agent has stopped the workers
-        from cnnspec.driver import TrainingInterrupted
+        from cnnspec.epoch_loop import TrainingInterrupted
 
         raise TrainingInterrupted(
             f"interrupted ({signal.Signals(err.sigval).name}); finished epochs are saved"
