@@ -68,7 +68,21 @@ ACTIVATIONS = (
     "gelu",
     "leaky_relu",
 )
-ActivationName = Literal[ACTIVATIONS]  # type: ignore[valid-type]
+# Other spellings of those activations: what Keras 3 writes in a saved model (keras.activations.swish is
+# keras.activations.silu, so `activation="swish"` is saved as "silu"). A spec may use either; it is always
+# written back with the name on the left of ACTIVATIONS.
+ACTIVATION_ALIASES = {"silu": "swish"}
+
+
+def canonical_activation(value: Any) -> Any:
+    return ACTIVATION_ALIASES.get(value, value) if isinstance(value, str) else value
+
+
+ActivationName = Annotated[
+    Literal[ACTIVATIONS],  # type: ignore[valid-type]
+    BeforeValidator(canonical_activation),
+    WithJsonSchema({"enum": [*ACTIVATIONS, *ACTIVATION_ALIASES]}),
+]
 
 # Layer names become weight keys ("<name>/kernel") and ONNX node names.
 LayerName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$", max_length=128)]

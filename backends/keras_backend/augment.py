@@ -7,36 +7,16 @@ number or a pair), which is what Keras's constructors take.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from keras import layers
 
 from cnnspec.registry import Site
 
-from .layers import BUILDERS
+from .layers import BUILDERS, from_spec
 
 
-def _resampling(layer: Any) -> dict[str, Any]:
-    """The arguments every affine layer shares (interpolation stays Keras's default, bilinear)."""
-    return {"fill_mode": layer.fill_mode, "fill_value": layer.fill_value}
-
-
-LAYERS: dict[str, Callable[[Any], tuple[type[layers.Layer], dict[str, Any]]]] = {
-    "random_flip": lambda layer: (layers.RandomFlip, {"mode": layer.mode}),
-    "random_translation": lambda layer: (
-        layers.RandomTranslation,
-        {"height_factor": layer.height_factor, "width_factor": layer.width_factor, **_resampling(layer)},
-    ),
-    "random_rotation": lambda layer: (layers.RandomRotation, {"factor": layer.factor, **_resampling(layer)}),
-    "random_zoom": lambda layer: (
-        layers.RandomZoom,
-        {"height_factor": layer.height_factor, "width_factor": layer.width_factor, **_resampling(layer)},
-    ),
-    "random_contrast": lambda layer: (layers.RandomContrast, {"factor": layer.factor}),
-}
-
-
-@BUILDERS.builds(*LAYERS)
+# Keras's own random layers, seeded per layer; interpolation stays Keras's default, bilinear
+@BUILDERS.builds("random_flip", "random_translation", "random_rotation", "random_zoom", "random_contrast")
 def _augmentation(layer: Any, site: Site) -> layers.Layer:
-    keras_class, arguments = LAYERS[layer.type](layer)
-    return keras_class(**arguments, seed=site.seed, name=layer.name)
+    return from_spec(layer, seed=site.seed)

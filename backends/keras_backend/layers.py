@@ -10,7 +10,7 @@ names the spec class's ``keras_attributes`` gives).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import keras
 from keras import layers, ops
@@ -154,106 +154,50 @@ def _needs_explicit_window(layer: Any, shape: tuple, depthwise: bool) -> bool:
 BUILDERS = BuilderTable("keras")  # @BUILDERS.builds("conv2d"): builder(layer, site) -> a Keras layer
 
 
-def _conv_args(layer: Any) -> dict[str, Any]:
-    return {
-        "kernel_size": tuple(layer.kernel_size),
-        "strides": tuple(layer.strides),
-        "padding": layer.padding,
-        "dilation_rate": tuple(layer.dilation_rate),
-        "activation": layer.activation,
-        "use_bias": layer.use_bias,
-        "name": layer.name,
-    }
+def from_spec(layer: Any, keras_class: Any = None, **extra: Any) -> layers.Layer:
+    """A Keras layer made from the config the spec class writes (``LayerSpec.keras_config``): Keras's own class
+    named by ``layer.keras_class``, or ``keras_class``; ``extra`` adds what is not the spec's (a seed)."""
+    cls = keras_class if keras_class is not None else getattr(layers, layer.keras_class)
+    return cls.from_config({**layer.keras_config(), **extra})
 
 
-@BUILDERS.builds("conv2d")
-def _conv(layer: spec_layers.Conv2D, site: Site) -> layers.Layer:
-    kind = SingleWindowConv2D if _needs_explicit_window(layer, site.input_shape, depthwise=False) else layers.Conv2D
-    return kind(layer.filters, **_conv_args(layer))
+# Keras's own class, from the spec's config and nothing else
+@BUILDERS.builds(
+    "add", "concatenate", "global_avg_pool2d", "global_max_pool2d", "batch_norm", "flatten", "rescaling",
+    "zero_padding2d", "dense", "activation", "max_pool2d", "avg_pool2d",
+)  # fmt: skip
+def _keras_own(layer: Any, site: Site) -> layers.Layer:
+    return from_spec(layer)
 
 
-_POOLS: dict[str, Callable[..., layers.Layer]] = {
-    "max_pool2d": layers.MaxPooling2D,
-    "avg_pool2d": layers.AveragePooling2D,
-    "min_pool2d": MinPooling2D,
-    "sum_pool2d": SumPooling2D,
-}
-
-
-@BUILDERS.builds(*_POOLS)
-def _pool(layer: Any, site: Site) -> layers.Layer:
-    return _POOLS[layer.type](tuple(layer.pool_size), tuple(layer.strides), layer.padding, name=layer.name)
-
-
-@BUILDERS.builds("add")
-def _add(layer: spec_layers.Add, site: Site) -> layers.Layer:
-    return layers.Add(name=layer.name)
-
-
-@BUILDERS.builds("concatenate")
-def _concatenate(layer: spec_layers.Concatenate, site: Site) -> layers.Layer:
-    return layers.Concatenate(axis=-1, name=layer.name)
-
-
-@BUILDERS.builds("global_avg_pool2d")
-def _global_avg_pool(layer: spec_layers.GlobalAvgPool2D, site: Site) -> layers.Layer:
-    return layers.GlobalAveragePooling2D(name=layer.name)
-
-
-@BUILDERS.builds("global_max_pool2d")
-def _global_max_pool(layer: spec_layers.GlobalMaxPool2D, site: Site) -> layers.Layer:
-    return layers.GlobalMaxPooling2D(name=layer.name)
-
-
-@BUILDERS.builds("batch_norm")
-def _batch_norm(layer: spec_layers.BatchNorm, site: Site) -> layers.Layer:
-    return layers.BatchNormalization(
-        momentum=layer.momentum, epsilon=layer.epsilon, center=layer.center, scale=layer.scale, name=layer.name
-    )
+# cnnspec's Keras classes for what Keras has none of
+@BUILDERS.builds("min_pool2d", "sum_pool2d")
+def _cnnspec_pool(layer: Any, site: Site) -> layers.Layer:
+    return from_spec(layer, {"min_pool2d": MinPooling2D, "sum_pool2d": SumPooling2D}[layer.type])
 
 
 @BUILDERS.builds("dropout")
 def _dropout(layer: spec_layers.Dropout, site: Site) -> layers.Layer:
-    return layers.Dropout(layer.rate, seed=site.seed, name=layer.name)
+    return from_spec(layer, seed=site.seed)
 
 
-@BUILDERS.builds("flatten")
-def _flatten(layer: spec_layers.Flatten, site: Site) -> layers.Layer:
-    return layers.Flatten(name=layer.name)
+# the convolutions: Keras's class, or for the geometries TensorFlow mishandles the same layer computed by hand
+@BUILDERS.builds("conv2d")
+def _conv(layer: spec_layers.Conv2D, site: Site) -> layers.Layer:
+    explicit = _needs_explicit_window(layer, site.input_shape, depthwise=False)
+    return from_spec(layer, SingleWindowConv2D if explicit else None)
 
 
 @BUILDERS.builds("depthwise_conv2d")
 def _depthwise_conv(layer: spec_layers.DepthwiseConv2D, site: Site) -> layers.Layer:
     explicit = _needs_explicit_window(layer, site.input_shape, depthwise=True)
-    kind = ExplicitWindowDepthwiseConv2D if explicit else layers.DepthwiseConv2D
-    return kind(depth_multiplier=layer.depth_multiplier, **_conv_args(layer))
+    return from_spec(layer, ExplicitWindowDepthwiseConv2D if explicit else None)
 
 
 @BUILDERS.builds("separable_conv2d")
 def _separable_conv(layer: spec_layers.SeparableConv2D, site: Site) -> layers.Layer:
     explicit = _needs_explicit_window(layer, site.input_shape, depthwise=True)
-    kind = ExplicitWindowSeparableConv2D if explicit else layers.SeparableConv2D
-    return kind(layer.filters, depth_multiplier=layer.depth_multiplier, **_conv_args(layer))
-
-
-@BUILDERS.builds("rescaling")
-def _rescaling(layer: spec_layers.Rescaling, site: Site) -> layers.Layer:
-    return layers.Rescaling(layer.scale, layer.offset, name=layer.name)
-
-
-@BUILDERS.builds("zero_padding2d")
-def _zero_padding(layer: spec_layers.ZeroPadding2D, site: Site) -> layers.Layer:
-    return layers.ZeroPadding2D(layer.padding, name=layer.name)
-
-
-@BUILDERS.builds("dense")
-def _dense(layer: spec_layers.Dense, site: Site) -> layers.Layer:
-    return layers.Dense(layer.units, activation=layer.activation, use_bias=layer.use_bias, name=layer.name)
-
-
-@BUILDERS.builds("activation")
-def _activation(layer: spec_layers.Activation, site: Site) -> layers.Layer:
-    return layers.Activation(layer.activation, name=layer.name)
+    return from_spec(layer, ExplicitWindowSeparableConv2D if explicit else None)
 
 
 __all__ = [
@@ -263,4 +207,5 @@ __all__ = [
     "MinPooling2D",
     "SingleWindowConv2D",
     "SumPooling2D",
+    "from_spec",
 ]

@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, ValidationInfo, field_validator
 from ..fields import Float
 from ..registry import register_layer
 from ..shapes import Shape
-from .base import LayerSpec, needs_image
+from .base import CHANNELS_LAST, LayerSpec, needs_image
 
 __all__ = ["RandomContrast", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom"]
 
@@ -91,6 +91,8 @@ class _Augmentation(LayerSpec):
 
     training_only = True
     factor_rules: ClassVar[dict[str, FactorRule]] = {}  # factor field -> the Keras check it passes
+    # bilinear resampling of 0-255 values is what cnnspec reproduces in torch
+    keras_fixed = {**CHANNELS_LAST, "interpolation": ("bilinear",), "value_range": ([0, 255],)}
 
     def output_shape(self, input_shape: Shape) -> Shape:
         needs_image(self, input_shape)
@@ -104,6 +106,17 @@ class _Augmentation(LayerSpec):
             shown = list(value) if isinstance(value, tuple) else value
             raise ValueError(f"must be {rule.describe()} (Keras {rule.keras}), got {shown}")
         return value
+
+    @classmethod
+    def from_keras(cls, kind: str, config: dict[str, Any]) -> dict[str, Any]:
+        """Keras saves some factors as the range they mean (RandomRotation's 0.1 as [-0.1, 0.1]): a range that
+        one number means is read back as that number, so a spec round-trips as written."""
+        document = super().from_keras(kind, config)
+        for field, rule in cls.factor_rules.items():
+            value = document.get(field)
+            if isinstance(value, list) and len(value) == 2 and rule.range(value[1]) == tuple(value):
+                document[field] = value[1]
+        return document
 
     def factor_range(self, field: str) -> tuple[float, float] | None:
         """``field``'s (lower, upper) range as Keras reads it; None for an unset optional factor."""

@@ -9,12 +9,13 @@ summary and the weights files can never disagree.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import Field
 
 from ..fields import LayerName, Regularizer, SpecModel
 from ..shapes import Shape, ShapeViolation, Window, WindowPlan, single_window_plan, window
+from .keras_config import keras_config, spec_fields
 
 
 class LayerSpec(SpecModel):
@@ -28,6 +29,11 @@ class LayerSpec(SpecModel):
     # acts in training only, the identity at inference (random augmentation): exported inference files leave it out
     training_only: ClassVar[bool] = False
     merges: ClassVar[bool] = False  # reads two or more inputs (add, concatenate): its shape rule is merge_shape
+    # -- its Keras side (cnnspec/layers/keras_config.py reads and writes configs from these) --
+    keras_classes: ClassVar[tuple[str, ...]] = ()  # more Keras classes meaning this type (cnnspec's own variants)
+    # Keras arguments without a field: the values a spec can express (the first is Keras's default)
+    keras_fixed: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    keras_ignored: ClassVar[frozenset[str]] = frozenset()  # arguments whose value a spec does not need
     # canonical variable -> the attribute of the Keras 3 layer holding it, where the two names differ
     keras_attributes: ClassVar[dict[str, str]] = {}
 
@@ -38,6 +44,16 @@ class LayerSpec(SpecModel):
         name: LayerName | None = None
     # the layers it reads, by name ("input": the model input); default: the layer before it
     inputs: Annotated[list[LayerName], Field(min_length=1)] | None = None
+
+    def keras_config(self) -> dict[str, Any]:
+        """This layer as the config its Keras class is made from (``keras.layers.<keras_class>.from_config``)."""
+        return keras_config(self)
+
+    @classmethod
+    def from_keras(cls, kind: str, config: dict[str, Any]) -> dict[str, Any]:
+        """A Keras layer's config (class ``kind``) as this type's spec fields; ``UnsupportedKerasModel`` names
+        the argument a spec cannot express. A class overrides it only for a real difference from Keras."""
+        return spec_fields(cls, kind, config)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         """The output shape for a channels-last ``input_shape`` (no batch axis); ``ShapeViolation`` if it does not fit."""
@@ -79,8 +95,14 @@ def _fmt(shape: Shape) -> str:
     return "x".join(str(d) for d in shape)
 
 
+# Keras arguments of the layers that read images: only channels-last can be expressed (None: Keras's default)
+CHANNELS_LAST: dict[str, tuple[Any, ...]] = {"data_format": ("channels_last", None)}
+
+
 class WindowedLayer(LayerSpec):
     """A layer that slides a window over height and width (convolutions, pools)."""
+
+    keras_fixed = CHANNELS_LAST
 
     window_field: ClassVar[str]  # the field holding the window size, for error messages
     window_label: ClassVar[str]  # "kernel" or "pool"

@@ -10,7 +10,7 @@ from pydantic import model_validator
 from ..fields import ActivationName, Bool, Padding, Pair, PositiveInt, Regularizer
 from ..registry import register_layer
 from ..shapes import Shape
-from .base import WindowedLayer
+from .base import CHANNELS_LAST, WindowedLayer
 
 __all__ = ["Conv2D", "DepthwiseConv2D", "SeparableConv2D"]
 
@@ -20,6 +20,16 @@ class _Convolution(WindowedLayer):
 
     convolutional = True
     window_field, window_label = "kernel_size", "kernel"
+    # what Keras adds around a convolution that a spec cannot say (groups: one, for now)
+    keras_fixed = {
+        **CHANNELS_LAST,
+        "groups": (1,),
+        **dict.fromkeys(
+            ["kernel_constraint", "bias_constraint", "depthwise_constraint", "pointwise_constraint"], (None,)
+        ),
+        **dict.fromkeys(["activity_regularizer", "lora_rank"], (None,)),
+    }
+    keras_ignored = frozenset({"lora_alpha"})
 
     if TYPE_CHECKING:  # each subclass declares its fields itself, in Keras's argument order (dumps read like Keras)
         kernel_size: tuple[int, int]
@@ -56,6 +66,7 @@ class Conv2D(_Convolution):
     """Keras ``Conv2D``: channels-last, glorot_uniform kernel, zero bias."""
 
     keras_class = "Conv2D"
+    keras_classes = ("SingleWindowConv2D",)  # the Keras backend's, for narrow geometries TensorFlow computes wrongly
     type: Literal["conv2d"] = "conv2d"
     filters: PositiveInt
     kernel_size: Pair
@@ -85,7 +96,9 @@ class DepthwiseConv2D(_Convolution):
     """
 
     keras_class = "DepthwiseConv2D"
+    keras_classes = ("ExplicitWindowDepthwiseConv2D",)  # the Keras backend's, for strides TensorFlow refuses
     keras_attributes = {"depthwise_kernel": "kernel"}  # Keras 3 calls it so (tf.keras said depthwise_kernel)
+    keras_ignored = frozenset({"lora_alpha", "filters"})  # Keras 3 writes filters=None
     type: Literal["depthwise_conv2d"] = "depthwise_conv2d"
     kernel_size: Pair
     strides: Pair = (1, 1)
@@ -113,6 +126,7 @@ class SeparableConv2D(_Convolution):
     """Keras ``SeparableConv2D``: a depthwise convolution, then a 1x1 convolution to ``filters``, then the bias."""
 
     keras_class = "SeparableConv2D"
+    keras_classes = ("ExplicitWindowSeparableConv2D",)
     type: Literal["separable_conv2d"] = "separable_conv2d"
     filters: PositiveInt
     kernel_size: Pair

@@ -8,7 +8,7 @@ from typing import Literal
 from ..fields import ActivationName, Bool, PositiveInt, Rate, Regularizer
 from ..registry import register_layer
 from ..shapes import Shape, ShapeViolation
-from .base import LayerSpec
+from .base import CHANNELS_LAST, LayerSpec
 
 __all__ = ["Activation", "Dense", "Dropout", "Flatten"]
 
@@ -18,6 +18,7 @@ class Dropout(LayerSpec):
     """Keras ``Dropout``; identity at inference."""
 
     keras_class = "Dropout"
+    keras_fixed = {"noise_shape": (None,)}
     type: Literal["dropout"] = "dropout"
     rate: Rate
 
@@ -30,6 +31,7 @@ class Flatten(LayerSpec):
     """Keras ``Flatten``: channels-last order (H, W, C)."""
 
     keras_class = "Flatten"
+    keras_fixed = CHANNELS_LAST
     type: Literal["flatten"] = "flatten"
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -41,6 +43,8 @@ class Dense(LayerSpec):
     """Keras ``Dense`` on a flat input."""
 
     keras_class = "Dense"
+    keras_fixed = dict.fromkeys(["kernel_constraint", "bias_constraint", "activity_regularizer", "lora_rank"], (None,))
+    keras_ignored = frozenset({"lora_alpha"})
     type: Literal["dense"] = "dense"
     units: PositiveInt
     activation: ActivationName = "linear"

@@ -50,6 +50,7 @@ class Concatenate(Merge):
     """Keras ``Concatenate`` along channels (the last axis): equal height and width; channels add up."""
 
     keras_class = "Concatenate"
+    keras_fixed = {"axis": (-1, 3)}  # channels (the features of a flat input)
     type: Literal["concatenate"] = "concatenate"
 
     def merge_shape(self, shapes: list[Shape]) -> Shape:

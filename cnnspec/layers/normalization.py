@@ -20,6 +20,13 @@ class BatchNorm(LayerSpec):
 
     keras_class = "BatchNormalization"
     non_trainable = frozenset({"moving_mean", "moving_variance"})
+    keras_fixed = {
+        "axis": (-1, 3, [-1], [3]),  # the channels of an image, or the features of a flat input
+        "synchronized": (False,),
+        "renorm": (False,),
+        **dict.fromkeys(["beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"], (None,)),
+    }
+    keras_ignored = frozenset({"renorm_clipping", "renorm_momentum"})  # read only when renorm is on
 
     type: Literal["batch_norm"] = "batch_norm"
     momentum: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.99

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from ..fields import Padding, Pair
 from ..registry import register_layer
 from ..shapes import Shape
-from .base import LayerSpec, WindowedLayer, needs_image
+from .base import CHANNELS_LAST, LayerSpec, WindowedLayer, needs_image
 
 __all__ = ["AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "MaxPool2D", "MinPool2D", "SumPool2D"]
 
@@ -80,6 +80,8 @@ class SumPool2D(Pool2D):
 
 class GlobalPool2D(LayerSpec):
     """(H, W, C) -> (C,)."""
+
+    keras_fixed = {**CHANNELS_LAST, "keepdims": (False,)}
 
     def output_shape(self, input_shape: Shape) -> Shape:
         needs_image(self, input_shape)

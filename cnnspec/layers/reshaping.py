@@ -9,7 +9,7 @@ from pydantic import BeforeValidator, WithJsonSchema
 from ..fields import NonNegativeInt
 from ..registry import register_layer
 from ..shapes import Shape
-from .base import LayerSpec, needs_image
+from .base import CHANNELS_LAST, LayerSpec, needs_image
 
 __all__ = ["ZeroPadding2D"]
 
@@ -54,6 +54,7 @@ class ZeroPadding2D(LayerSpec):
     """Keras ``ZeroPadding2D``: zeros around the image, ``((top, bottom), (left, right))`` cells."""
 
     keras_class = "ZeroPadding2D"
+    keras_fixed = CHANNELS_LAST
     type: Literal["zero_padding2d"] = "zero_padding2d"
     padding: PaddingAmounts = ((1, 1), (1, 1))
 
