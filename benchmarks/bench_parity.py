@@ -3,7 +3,7 @@
 Not a timing: the README's "the same outputs, to 1e-5" rests on the tolerance rule of
 cnnspec/numerics.py (1e-5 absolute while every value carried so far is at most 1, else 1e-5 times the
 largest), so which bound a test exercises depends on its inputs. For every case of every registered
-layer type (tests/layer_cases.py, which tests/parity/test_forward_parity.py runs with both kinds of
+layer type (tests/layers/cases.py, which tests/parity/test_forward_parity.py runs with both kinds of
 input), this runs the three backends from one set of random weights, as the test does, and prints the
 bound applied at the layer and the largest difference measured, for inputs N(0, 1) and [0, 1).
 """
@@ -21,7 +21,7 @@ from cnnspec.backends import load_backend  # noqa: E402
 from cnnspec.numerics import layer_tolerances, max_difference  # noqa: E402
 from cnnspec.parity import INPUTS  # noqa: E402
 from cnnspec.weights import random_weights  # noqa: E402
-from tests.layer_cases import LAYER_CASES, case_index, case_spec  # noqa: E402
+from tests.layers.cases import LAYER_CASES, case_index, case_spec  # noqa: E402
 
 BATCH = 4
 
@@ -47,7 +47,7 @@ def measure(kind: str) -> dict[str, tuple[float, float, float]]:
 def main() -> None:
     measured = {kind: measure(kind) for kind in ("normal", "uniform")}
     print(
-        f"Every case of every layer type (tests/layer_cases.py), batch of {BATCH}, random weights with non-zero biases "
+        f"Every case of every layer type (tests/layers/cases.py), batch of {BATCH}, random weights with non-zero biases "
         "and batch-norm statistics; the bound is the tolerance rule's at that layer (1e-5 while every value so far "
         "is at most 1, else 1e-5 times the largest), the difference the largest of torch and ONNX Runtime against "
         "Keras.\n"

@@ -318,11 +318,23 @@ class ReduceLROnPlateau(SpecModel):
     min_lr: NonNegativeFloat = 0.0
 
 
+def _or_by_name(types: Mapping[str, Any], aliases: Mapping[str, str]) -> Any:
+    """A field's JSON Schema that also takes a name alone (``loss: mse``), as the field's validator does."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        full = {key: schema.pop(key) for key in list(schema) if key not in ("title", "description")}
+        schema["anyOf"] = [{"enum": sorted([*types, *aliases])}, full]
+
+    return extra
+
+
 class TrainingSpec(SpecModel):
     """How to train; every field has a default."""
 
-    loss: Loss = Field(default_factory=CategoricalCrossentropy)
-    optimizer: Optimizer = Field(default_factory=Adam)
+    loss: Loss = Field(default_factory=CategoricalCrossentropy, json_schema_extra=_or_by_name(LOSS_TYPES, LOSS_ALIASES))
+    optimizer: Optimizer = Field(
+        default_factory=Adam, json_schema_extra=_or_by_name(OPTIMIZER_CLASSES, OPTIMIZER_ALIASES)
+    )
     batch_size: PositiveInt = 32
     epochs: PositiveInt = 10
     metrics: list[Literal["accuracy"]] = Field(default_factory=lambda: ["accuracy"])  # type: ignore[arg-type]

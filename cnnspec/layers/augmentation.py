@@ -90,6 +90,7 @@ class _Augmentation(LayerSpec):
     """What the random layers share: an image in, the same shape out, no variables."""
 
     training_only = True
+    draws_in_training = "tests/backends/test_augmentation.py hands torch the parameters Keras draws, and compares"
     factor_rules: ClassVar[dict[str, FactorRule]] = {}  # factor field -> the Keras check it passes
     # bilinear resampling of 0-255 values is what cnnspec reproduces in torch
     keras_fixed = {**CHANNELS_LAST, "interpolation": ("bilinear",), "value_range": ([0, 255],)}

@@ -29,6 +29,8 @@ class LayerSpec(SpecModel):
     # acts in training only, the identity at inference (random augmentation): exported inference files leave it out
     training_only: ClassVar[bool] = False
     merges: ClassVar[bool] = False  # reads two or more inputs (add, concatenate): its shape rule is merge_shape
+    # draws random numbers in training, each framework from its own generator: where and how that is tested
+    draws_in_training: ClassVar[str] = ""
     # -- its Keras side (cnnspec/layers/keras_config.py reads and writes configs from these) --
     keras_classes: ClassVar[tuple[str, ...]] = ()  # more Keras classes meaning this type (cnnspec's own variants)
     # Keras arguments without a field: the values a spec can express (the first is Keras's default)

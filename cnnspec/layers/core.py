@@ -19,6 +19,7 @@ class Dropout(LayerSpec):
 
     keras_class = "Dropout"
     keras_fixed = {"noise_shape": (None,)}
+    draws_in_training = "its masks come from each framework's generator; inference is the identity everywhere"
     type: Literal["dropout"] = "dropout"
     rate: Rate
 

@@ -68,9 +68,15 @@ def _plain(value: Any) -> Any:
     return [_plain(item) for item in value] if isinstance(value, (list, tuple)) else value
 
 
-ACTIVATION = Codec(_activation, _plain)
+def _as_given(value: Any) -> Any:
+    return value
+
+
+# A pair stays a tuple on its way to Keras, as Keras's own get_config gives it: Keras 3.15 cannot save a
+# random layer whose factor is a list to .h5 (tests/backends/test_keras_backend.py keeps the reproducer).
+ACTIVATION = Codec(_activation, _as_given)
 REGULARIZER = Codec(_read_regularizer, _write_regularizer)
-PLAIN = Codec(_plain, _plain)
+PLAIN = Codec(_plain, _as_given)
 
 
 def codec(cls: type[LayerSpec], field: str) -> Codec:

@@ -12,7 +12,6 @@ import cnnspec
 from cnnspec.weights import expected_weights, random_weights
 from tests.backends.test_torch_training import TINY
 from tests.cli.helpers import cnnspec as run_cli
-from tests.layer_cases import case_spec, layer_case_params
 from tests.strategies import valid_spec_dicts
 
 kb = pytest.importorskip("cnnspec.backends.keras_backend")
@@ -32,11 +31,6 @@ def _keras_matches_checker(spec):
         report.non_trainable_params,
     )
     assert [layer.name for layer in keras_layers] == [layer.name for layer in spec.layers]
-
-
-@pytest.mark.parametrize("layer,shape", layer_case_params())
-def test_every_registered_layer_type_equals_keras_shapes_and_counts(layer, shape):
-    _keras_matches_checker(case_spec(layer, shape))
 
 
 def test_example_specs_equal_keras_shapes_and_counts(example_spec_path):
@@ -102,3 +96,15 @@ def test_keras_cli_output_has_no_tensorflow_startup_noise(tmp_path):
     assert "Epoch 1/1" in result.stdout
     for noise in ("absl::InitializeLog", "oneDNN custom operations", "cuda drivers", "cuInit"):
         assert noise not in result.stderr, result.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="Keras 3.15 bug: a random layer whose factor is a list (not a tuple) cannot be saved to .h5 ('cannot "
+    "pickle module object' while its legacy saver copies the config); cnnspec hands Keras tuples",
+)
+def test_keras_saves_a_list_factor_to_h5_reproducer(tmp_path):
+    keras = pytest.importorskip("keras")
+    layer = keras.layers.RandomTranslation(height_factor=0.2, width_factor=[-0.1, 0.3], seed=5)
+    keras.Sequential([keras.Input((7, 9, 2)), layer, keras.layers.Flatten()]).save(tmp_path / "m.h5")

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import cnnspec
-from cnnspec.keras_import import UnsupportedKerasModel, import_keras
+from cnnspec.fields import ACTIVATION_ALIASES, ACTIVATIONS
+from cnnspec.keras_import import UnsupportedKerasModel, import_keras, read_keras_file
 from cnnspec.load import dump_spec
 from cnnspec.weights import random_weights
 from tests.cli.helpers import assert_clean_failure, cnnspec as run_cli
@@ -47,6 +48,99 @@ def test_every_example_spec_round_trips_through_a_keras_file(spec_path, suffix, 
     assert imported_weights.keys() == weights.keys()
     for key, value in weights.items():
         assert imported_weights[key].tobytes() == value.tobytes(), key
+
+
+# -- every spelling cnnspec's own Keras models are saved with reads back --------------------------------------
+def _saved_and_imported(spec, suffix, tmp_path):
+    """``spec`` built in Keras with random canonical weights, saved as ``suffix`` and imported:
+    (weights, imported spec, imported weights, the Keras classes the file names)."""
+    weights = random_weights(spec, seed=5)
+    path = tmp_path / f"model{suffix}"
+    kb.build(spec, weights).save(path)
+    classes = [
+        entry["class_name"].removeprefix("cnnspec>") for entry in read_keras_file(path).model["config"]["layers"]
+    ]
+    imported, imported_weights = import_keras(path)
+    return weights, imported, imported_weights, classes
+
+
+def _assert_same_model(spec, weights, imported, imported_weights):
+    assert imported.to_dict()["layers"] == spec.to_dict()["layers"]
+    assert imported_weights is not None and imported_weights.keys() == weights.keys()
+    for key, value in weights.items():
+        got = imported_weights[key]
+        assert (got.dtype, got.shape, got.tobytes()) == (value.dtype, value.shape, value.tobytes()), key
+
+
+def _activation_spec(activation):
+    """``activation`` wherever a layer takes one: every convolution, an activation layer, a dense layer."""
+    return cnnspec.load_spec({"name": "activations", "input_shape": [5, 5, 2], "layers": [
+        {"type": "conv2d", "filters": 3, "kernel_size": 3, "activation": activation},
+        {"type": "depthwise_conv2d", "kernel_size": 1, "activation": activation},
+        {"type": "separable_conv2d", "filters": 2, "kernel_size": 1, "activation": activation},
+        {"type": "activation", "activation": activation},
+        {"type": "flatten"},
+        {"type": "dense", "units": 3, "activation": activation},
+    ]})  # fmt: skip
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+@pytest.mark.parametrize("activation", [*ACTIVATIONS, *ACTIVATION_ALIASES])
+def test_every_activation_spelling_round_trips_through_a_keras_file_under_its_canonical_name(
+    activation, suffix, tmp_path
+):
+    """Keras saves some activations under another name (activation="swish" is written "silu"): each name the
+    spec language accepts, canonical or alias, is written back canonical and imports as the same model."""
+    spec = _activation_spec(activation)
+    canonical = ACTIVATION_ALIASES.get(activation, activation)
+    written = {layer["activation"] for layer in spec.to_dict()["layers"] if "activation" in layer}
+    assert written == {canonical}
+    _assert_same_model(spec, *_saved_and_imported(spec, suffix, tmp_path)[:3])
+
+
+@pytest.mark.parametrize("alias,canonical", sorted(ACTIVATION_ALIASES.items()))
+def test_an_activation_alias_is_the_same_function_in_keras(alias, canonical):
+    """An alias may only name what its canonical name computes: Keras's own table says they are one function."""
+    assert canonical in ACTIVATIONS and alias not in ACTIVATIONS
+    assert keras.activations.get(alias) is keras.activations.get(canonical)
+
+
+def test_keras_writes_swish_as_silu(tmp_path):
+    """Why the alias exists (Keras 3.15): a model built with swish is saved naming silu, which must import."""
+    spec = _activation_spec("swish")
+    kb.build(spec).save(tmp_path / "m.keras")
+    saved = read_keras_file(tmp_path / "m.keras").model["config"]["layers"]
+    assert {entry["config"]["activation"] for entry in saved if "activation" in entry["config"]} == {"silu"}
+    assert import_keras(tmp_path / "m.keras")[0] == spec
+
+
+# cnnspec's own Keras classes: what the Keras backend builds for geometries TensorFlow mishandles (one output
+# column at a column stride above 1; unequal depthwise strides) and for the pools Keras has none of
+OWN_CLASS_CASES = {
+    "SingleWindowConv2D": ({"type": "conv2d", "filters": 2, "kernel_size": 3, "strides": 2}, (5, 3, 2)),
+    "ExplicitWindowDepthwiseConv2D": (
+        {"type": "depthwise_conv2d", "kernel_size": 2, "strides": [1, 2], "depth_multiplier": 2},
+        (4, 6, 2),
+    ),
+    "ExplicitWindowSeparableConv2D": (
+        {"type": "separable_conv2d", "filters": 3, "kernel_size": 2, "strides": [2, 1], "padding": "same"},
+        (5, 4, 2),
+    ),
+    "MinPooling2D": ({"type": "min_pool2d", "pool_size": [2, 3], "strides": [1, 2]}, (5, 7, 2)),
+    "SumPooling2D": ({"type": "sum_pool2d", "pool_size": 3, "strides": 2, "padding": "same"}, (6, 5, 2)),
+}
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+@pytest.mark.parametrize("keras_class", OWN_CLASS_CASES)
+def test_cnnspecs_own_keras_classes_round_trip_through_a_keras_file(keras_class, suffix, tmp_path):
+    layer, shape = OWN_CLASS_CASES[keras_class]
+    spec = cnnspec.load_spec({"name": "own", "input_shape": list(shape), "layers": [
+        layer, {"type": "flatten"}, {"type": "dense", "units": 3, "activation": "softmax"},
+    ]})  # fmt: skip
+    weights, imported, imported_weights, classes = _saved_and_imported(spec, suffix, tmp_path)
+    assert keras_class in classes  # the file really holds the class this case is about
+    _assert_same_model(spec, weights, imported, imported_weights)
 
 
 def test_the_imported_run_exports_onnx_equal_to_keras_predict(tmp_path):

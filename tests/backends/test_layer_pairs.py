@@ -3,7 +3,7 @@
 Runtimes' optimisers rewrite patterns of two nodes: a zero Pad folded into a MaxPool (ONNX Runtime),
 a BatchNormalization fused across the activation before it (OpenCV DNN). Layer types checked one at a
 time never show those, and random specs rarely hit a given pair; so here every layer type is put
-before every other (with each case of ``tests/layer_cases.py`` that fits), and every activation before
+before every other (with each case of ``tests/layers/cases.py`` that fits), and every activation before
 every layer type. Each spec is exported, its bytes run in every installed runner
 (``cnnspec.backends.onnx_backend.runners``: ONNX Runtime at each level, OpenVINO, OpenCV), and the
 output compared with torch's, which tests/parity proves equal to Keras's, under the tolerance rule.
@@ -22,7 +22,7 @@ from cnnspec.errors import SpecError
 from cnnspec.fields import ACTIVATIONS
 from cnnspec.numerics import layer_tolerances, max_difference
 from cnnspec.weights import random_weights
-from tests.layer_cases import LAYER_CASES
+from tests.layers.cases import LAYER_CASES
 
 onnx_backend = pytest.importorskip("cnnspec.backends.onnx_backend")
 torch_backend = pytest.importorskip("cnnspec.backends.torch_backend")

@@ -1,6 +1,6 @@
 """Exported ONNX in other runtimes: OpenVINO and OpenCV's DNN module compute what ONNX Runtime does.
 
-Every registered layer type's cases (tests/layer_cases.py), every activation, every example spec
+Every registered layer type's cases (tests/layers/cases.py), every activation, every example spec
 and random valid specs are exported with random weights and run in ONNX Runtime, the reference
 (tests/parity proves it matches Keras and torch), and in each other runtime; every graph output
 (the probabilities, the logits, and with ``all_layer_outputs`` each layer's output) must agree
@@ -29,7 +29,6 @@ import cnnspec
 from cnnspec.fields import ACTIVATIONS
 from cnnspec.numerics import layer_tolerances, max_difference, tolerance_for
 from cnnspec.weights import random_weights
-from tests.layer_cases import case_spec, layer_case_params
 from tests.strategies import valid_spec_dicts
 
 onnx = pytest.importorskip("onnx")
@@ -102,11 +101,6 @@ def assert_runtime_matches(
 
 
 # -- what cnnspec exports ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("layer,shape", layer_case_params())
-def test_every_registered_layer_type(runtime, layer, shape):
-    assert_runtime_matches(runtime, case_spec(layer, shape))
-
-
 @pytest.mark.parametrize("opset", [onnx_backend.MIN_OPSET, onnx_backend.DEFAULT_OPSET, onnx_backend.MAX_OPSET])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_every_activation_in_every_place(runtime, activation, opset):

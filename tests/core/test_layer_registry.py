@@ -1,13 +1,11 @@
-"""The layer registry is complete: every registered type has what each part of cnnspec needs.
+"""The registries (cnnspec/registry.py): layer and optimizer types, and each backend's builder table.
 
-A new layer class that lacks a builder in some backend, a torch weight mapping for
-one of its variables, or test cases (Keras shapes and three-backend parity) fails
-here by name, instead of failing later, or silently, for a user.
+That every registered layer type is complete (cases, builders, its whole contract through every
+framework) is tests/layers/'s job.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -15,54 +13,7 @@ import pytest
 
 import cnnspec
 from cnnspec.layers import LayerSpec
-from cnnspec.registry import LAYER_ALIASES, LAYER_CLASSES, OPTIMIZER_CLASSES, Site
-from tests.layer_cases import LAYER_CASES, case_index, case_spec
-
-REGISTERED = sorted(LAYER_CLASSES.items())
-BACKEND_MODULES = ["torch_backend", "keras_backend", "onnx_backend"]
-
-
-@pytest.mark.parametrize("type_name,cls", REGISTERED)
-def test_every_registered_type_has_test_cases(type_name, cls):
-    assert LAYER_CASES.get(type_name), f"add cases for {type_name!r} to tests/layer_cases.py"
-    for layer, shape in LAYER_CASES[type_name]:
-        spec = case_spec(layer, shape)  # each case is a valid spec, with the layer on the input it names
-        assert type(spec.layers[case_index(shape)]) is cls
-        assert spec.summary().layers[case_index(shape)].input_shape == shape
-
-
-@pytest.mark.parametrize("backend", BACKEND_MODULES)
-@pytest.mark.parametrize("type_name,cls", REGISTERED)
-def test_every_registered_type_has_a_builder_in_every_backend(type_name, cls, backend):
-    module = pytest.importorskip(f"cnnspec.backends.{backend}")
-    assert cls in module.BUILDERS, f"{backend} has no builder for {cls.__name__}"
-
-
-@pytest.mark.parametrize("type_name,cls", REGISTERED)
-def test_torch_builder_maps_every_canonical_variable(type_name, cls):
-    tb = pytest.importorskip("cnnspec.backends.torch_backend")
-    for layer_doc, shape in LAYER_CASES[type_name]:
-        layer = cls(**layer_doc)
-        built = tb.BUILDERS[cls](layer, Site(0, (shape,)))
-        variables = layer.variables(shape)
-        assert set(built.params) >= set(variables), (
-            f"{cls.__name__}: no torch tensor for {set(variables) - set(built.params)}"
-        )
-        for variable, size in variables.items():
-            param = built.params[variable]
-            tensor = getattr(built.modules[param.module], param.attr)
-            assert tuple(param.to_keras(tensor.detach().numpy()).shape) == size, (cls.__name__, variable)
-
-
-@pytest.mark.parametrize("type_name,cls", REGISTERED)
-def test_a_registered_class_carries_its_backend_neutral_facts(type_name, cls):
-    assert issubclass(cls, LayerSpec) and cls.model_fields["type"].default == type_name
-    assert isinstance(cls.keras_class, str) and cls.keras_class
-    assert LAYER_ALIASES[cls.keras_class] == type_name
-    assert getattr(cnnspec, cls.__name__) is cls  # public export, derived from the registry
-    assert cls.__name__ in cnnspec.__all__
-    assert f'"{type_name}"' in json.dumps(cnnspec.ModelSpec.model_json_schema())
-
+from cnnspec.registry import LAYER_CLASSES, OPTIMIZER_CLASSES
 
 NEW_TYPE = """
 from typing import Literal

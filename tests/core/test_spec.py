@@ -8,7 +8,7 @@ from hypothesis import given
 import cnnspec
 from cnnspec import Conv2D, Dense, Flatten, MaxPool2D, ModelSpec, SpecError
 from cnnspec.spec import LAYER_ALIASES, LAYER_CLASSES
-from tests.layer_cases import LAYER_CASES, case_index, case_spec
+from tests.layers.cases import LAYER_CASES, case_index, case_spec
 from tests.strategies import mutated_spec_dicts
 
 
