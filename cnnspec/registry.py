@@ -21,10 +21,12 @@ LAYER_CLASSES: dict[str, type[Any]] = {}
 LAYER_ALIASES: dict[str, str] = {}
 OPTIMIZER_CLASSES: dict[str, type[Any]] = {}
 OPTIMIZER_ALIASES: dict[str, str] = {}
+LOSS_CLASSES: dict[str, type[Any]] = {}
+LOSS_ALIASES: dict[str, str] = {}
 
 C = TypeVar("C", bound=type)
 # set by cnnspec.spec once it has built its unions from the tables: a later registration could not take effect
-SEALED: dict[str, bool] = {"layers": False, "optimizers": False}
+SEALED: dict[str, bool] = {"layers": False, "optimizers": False, "losses": False}
 
 
 def type_name(cls: type[Any]) -> str:
@@ -36,7 +38,7 @@ def type_name(cls: type[Any]) -> str:
 
 
 def _register(table: dict[str, type[Any]], aliases: dict[str, str], cls: type[Any], names: tuple[str, ...]) -> None:
-    kind = "layers" if table is LAYER_CLASSES else "optimizers"
+    kind = {id(LAYER_CLASSES): "layers", id(OPTIMIZER_CLASSES): "optimizers", id(LOSS_CLASSES): "losses"}[id(table)]
     if SEALED[kind]:
         raise RuntimeError(
             f"{cls.__name__} is registered after cnnspec.spec built its {kind}: register it in a module imported "
@@ -59,6 +61,12 @@ def register_layer(cls: C) -> C:
     Its Keras class name and its ``aliases`` become accepted spellings of ``type``.
     """
     _register(LAYER_CLASSES, LAYER_ALIASES, cls, (cls.keras_class, *cls.aliases))  # type: ignore[attr-defined]
+    return cls
+
+
+def register_loss(cls: C) -> C:
+    """Class decorator: make a loss spec class available as ``training.loss`` (its Keras class name too)."""
+    _register(LOSS_CLASSES, LOSS_ALIASES, cls, (cls.keras_class,))  # type: ignore[attr-defined]
     return cls
 
 
@@ -98,20 +106,22 @@ class Site:
 
 
 class BuilderTable(dict[type, Callable[..., Any]]):
-    """One backend's builders, by spec class: ``@BUILDERS.builds("conv2d", ...)`` registers a function
-    ``builder(layer, site)``. A type is named as the spec names it and found through the registry; a second
-    builder for the same type is an error, and a lookup of a type without one names the type and backend."""
+    """One backend's implementations of a registry's types, by spec class: ``@BUILDERS.builds("conv2d", ...)``
+    registers a layer builder ``builder(layer, site)`` (``LOSSES.builds(...)`` a loss, and so on). A type is
+    named as the spec names it and found through the registry; a second implementation of a type is an
+    error, and a lookup of a type without one names the type and the backend."""
 
-    def __init__(self, backend: str):
+    def __init__(self, backend: str, registry: dict[str, type[Any]] | None = None, kind: str = "layer type"):
         super().__init__()
-        self.backend = backend
+        self.backend, self.kind = backend, kind
+        self.registry = LAYER_CLASSES if registry is None else registry
 
     def builds(self, *type_names: str) -> Callable[[F], F]:
         def register(builder: F) -> F:
             for name in type_names:
-                if name not in LAYER_CLASSES:
-                    raise ValueError(f"{builder.__name__}: {name!r} is not a registered layer type")
-                cls = LAYER_CLASSES[name]
+                if name not in self.registry:
+                    raise ValueError(f"{builder.__name__}: {name!r} is not a registered {self.kind}")
+                cls = self.registry[name]
                 if cls in self:
                     raise ValueError(
                         f"the {self.backend} backend builds {name!r} twice: {self[cls].__name__} and {builder.__name__}"
@@ -122,11 +132,11 @@ class BuilderTable(dict[type, Callable[..., Any]]):
         return register
 
     def __missing__(self, cls: type) -> Callable[..., Any]:
-        raise NotImplementedError(f"the {self.backend} backend has no builder for layer type {type_name(cls)!r}")
+        raise NotImplementedError(f"the {self.backend} backend has no builder for {self.kind} {type_name(cls)!r}")
 
     def missing_types(self) -> list[str]:
-        """Registered layer types this backend cannot build."""
-        return [name for name, cls in LAYER_CLASSES.items() if cls not in self]
+        """Registered types this backend cannot build."""
+        return [name for name, cls in self.registry.items() if cls not in self]
 
 
 def canonical_type(raw: Any, aliases: dict[str, str]) -> Any:

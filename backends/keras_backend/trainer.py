@@ -15,6 +15,7 @@ import tensorflow as tf
 from cnnspec.data import is_streamed
 from cnnspec.errors import RunError
 from cnnspec.placement import Placement
+from cnnspec.registry import LOSS_CLASSES, BuilderTable
 from cnnspec.schedules import shortest_float32
 from cnnspec.spec import TrainingSpec
 from cnnspec.streams import default_workers
@@ -48,15 +49,18 @@ OPTIMIZERS: dict[str, Callable[[Any], keras.optimizers.Optimizer]] = {
     ),
 }
 
-LOSSES: dict[str, Callable[[Any], keras.losses.Loss]] = {
-    "categorical_crossentropy": lambda loss: keras.losses.CategoricalCrossentropy(
-        from_logits=loss.from_logits, label_smoothing=loss.label_smoothing
-    ),
+LOSSES = BuilderTable("keras", LOSS_CLASSES, "loss")  # loss(spec) -> the keras.losses.Loss
+
+
+@LOSSES.builds("categorical_crossentropy")
+def _categorical(loss: Any) -> keras.losses.Loss:
+    return keras.losses.CategoricalCrossentropy(from_logits=loss.from_logits, label_smoothing=loss.label_smoothing)
+
+
+@LOSSES.builds("sparse_categorical_crossentropy")
+def _sparse_categorical(loss: Any) -> keras.losses.Loss:
     # Keras 3's sparse loss has no label_smoothing (the spec keeps it at 0)
-    "sparse_categorical_crossentropy": lambda loss: keras.losses.SparseCategoricalCrossentropy(
-        from_logits=loss.from_logits
-    ),
-}
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=loss.from_logits)
 
 
 def make_optimizer(spec: Any, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
@@ -159,7 +163,7 @@ class Trainer:
         self.model, self.training, self.precision = model, training, precision
         self.placement = as_keras(placement)
         self.classes = model.output_shape[-1]
-        loss = LOSSES[training.loss.type](training.loss)
+        loss = LOSSES[type(training.loss)](training.loss)
         with self.placement.scope():  # the optimizer's and the metrics' variables: one copy per replica
             optimizer = make_optimizer(training.optimizer, learning_rate)
             self.model.compile(
@@ -177,7 +181,7 @@ class Trainer:
     def prepare(self, x: Any, y: np.ndarray) -> tuple[Any, np.ndarray]:
         """Labels as the loss wants them: one-hot for categorical, indices for sparse; streamed images stay on disk."""
         y = np.asarray(y, dtype=np.int64)
-        if self.training.loss.type == "categorical_crossentropy":
+        if self.training.loss.one_hot_targets:
             y = np.eye(self.classes, dtype=np.float32)[y]
         return (x if is_streamed(x) else np.ascontiguousarray(x, dtype=np.float32)), y
 

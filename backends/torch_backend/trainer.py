@@ -17,6 +17,7 @@ from cnnspec.data import is_streamed
 from cnnspec.fields import Regularizer
 from cnnspec.numerics import KERAS_EPSILON
 from cnnspec.placement import Placement
+from cnnspec.registry import LOSS_CLASSES, BuilderTable
 from cnnspec.schedules import shortest_float32
 from cnnspec.spec import TrainingSpec
 from cnnspec.streams import stream_batches
@@ -28,10 +29,11 @@ from .optimizers import make_optimizer
 from .placement import TorchPlacement
 from .weights import variables
 
+LOSSES = BuilderTable("torch", LOSS_CLASSES, "loss")  # loss(spec, output, labels, from_logits) -> per sample
 
-def keras_crossentropy(
-    output: torch.Tensor, labels: torch.Tensor, from_logits: bool, loss: str, label_smoothing: float = 0.0
-) -> torch.Tensor:
+
+@LOSSES.builds("categorical_crossentropy", "sparse_categorical_crossentropy")
+def keras_crossentropy(loss: Any, output: torch.Tensor, labels: torch.Tensor, from_logits: bool) -> torch.Tensor:
     """Per-sample cross-entropy exactly as Keras computes it (keras/src/backend/tensorflow/nn.py).
 
     ``from_logits``: ``output`` is logits (the model ends in a softmax or sigmoid, whose input
@@ -39,10 +41,10 @@ def keras_crossentropy(
     (categorical) and clipped to [eps, 1 - eps]. ``label_smoothing`` ls (categorical only, as in
     Keras 3) trains on ``one_hot * (1 - ls) + ls / classes``.
     """
-    output = output.float()
+    output, label_smoothing = output.float(), loss.label_smoothing
     if from_logits:
         return F.cross_entropy(output, labels, reduction="none", label_smoothing=label_smoothing)
-    if loss == "categorical_crossentropy":
+    if loss.one_hot_targets:
         probs = output / output.sum(dim=1, keepdim=True)
         probs = probs.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON)
         targets = F.one_hot(labels, output.shape[1]).float()
@@ -177,7 +179,7 @@ class Trainer:
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per-sample cross-entropy (without the regularization term, which is per batch)."""
         loss = self.training.loss
-        return keras_crossentropy(logits, labels, self.from_logits, loss.type, loss.label_smoothing)
+        return LOSSES[type(loss)](loss, logits, labels, self.from_logits)
 
     def penalty(self) -> torch.Tensor:
         """The regularization loss Keras adds to every batch's loss (``model.losses``), float32."""

@@ -164,7 +164,7 @@ def _numpy_softmax(z):
 def test_loss_from_logits_when_the_output_is_softmax():
     z = np.random.default_rng(0).normal(0, 5, (6, 4))
     labels = np.array([0, 1, 2, 3, 0, 1])
-    got = keras_crossentropy(torch.tensor(z), torch.tensor(labels), True, "categorical_crossentropy").numpy()
+    got = keras_crossentropy(cnnspec.CategoricalCrossentropy(), torch.tensor(z), torch.tensor(labels), True).numpy()
     expected = -np.log(_numpy_softmax(z)[np.arange(6), labels])
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
@@ -172,11 +172,15 @@ def test_loss_from_logits_when_the_output_is_softmax():
 def test_loss_from_probabilities_clips_like_keras():
     probs = np.array([[0.0, 1.0], [0.2, 0.6]], np.float32)  # unnormalised second row
     labels = np.array([0, 1])
-    categorical = keras_crossentropy(torch.tensor(probs), torch.tensor(labels), False, "categorical_crossentropy")
+    categorical = keras_crossentropy(
+        cnnspec.CategoricalCrossentropy(), torch.tensor(probs), torch.tensor(labels), False
+    )
     normalised = probs / probs.sum(1, keepdims=True)
     clipped = np.clip(normalised, 1e-7, 1 - 1e-7)
     np.testing.assert_allclose(categorical.numpy(), -np.log(clipped[np.arange(2), labels]), rtol=1e-5)
-    sparse = keras_crossentropy(torch.tensor(probs), torch.tensor(labels), False, "sparse_categorical_crossentropy")
+    sparse = keras_crossentropy(
+        cnnspec.SparseCategoricalCrossentropy(), torch.tensor(probs), torch.tensor(labels), False
+    )
     logp = np.log(np.clip(probs, 1e-7, 1 - 1e-7))
     np.testing.assert_allclose(
         sparse.numpy(), -(logp - np.log(np.exp(logp).sum(1, keepdims=True)))[np.arange(2), labels], rtol=1e-5
@@ -190,7 +194,9 @@ def _smoothed(labels, classes, ls):
 def test_label_smoothing_from_logits_is_keras_formula():
     z = np.random.default_rng(2).normal(0, 3, (5, 4))
     labels = np.array([0, 3, 2, 1, 0])
-    got = keras_crossentropy(torch.tensor(z), torch.tensor(labels), True, "categorical_crossentropy", 0.2).numpy()
+    got = keras_crossentropy(
+        cnnspec.CategoricalCrossentropy(label_smoothing=0.2), torch.tensor(z), torch.tensor(labels), True
+    ).numpy()
     expected = -(_smoothed(labels, 4, 0.2) * np.log(_numpy_softmax(z))).sum(1)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
@@ -198,7 +204,9 @@ def test_label_smoothing_from_logits_is_keras_formula():
 def test_label_smoothing_on_probabilities_renormalises_and_clips():
     probs = np.array([[0.0, 0.5, 0.5], [0.2, 0.6, 0.4]], np.float32)
     labels = np.array([1, 0])
-    got = keras_crossentropy(torch.tensor(probs), torch.tensor(labels), False, "categorical_crossentropy", 0.3)
+    got = keras_crossentropy(
+        cnnspec.CategoricalCrossentropy(label_smoothing=0.3), torch.tensor(probs), torch.tensor(labels), False
+    )
     clipped = np.clip(probs / probs.sum(1, keepdims=True), 1e-7, 1 - 1e-7)
     expected = -(_smoothed(labels, 3, 0.3) * np.log(clipped)).sum(1)
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5)

@@ -50,7 +50,7 @@ def test_a_new_layer_type_is_one_class_away():
 
 def test_optimizers_are_registered_too():
     assert {"adam", "adamw", "sgd", "rmsprop"} <= set(OPTIMIZER_CLASSES)
-    assert cnnspec.spec.OPTIMIZER_CLASSES is OPTIMIZER_CLASSES  # the spec's union is built from this table
+    assert cnnspec.training.OPTIMIZER_CLASSES is OPTIMIZER_CLASSES  # the spec's union is built from this table
 
 
 def test_registering_after_the_spec_is_built_is_an_error_not_silence():

@@ -1,0 +1,371 @@
+"""The training setup of a spec: learning-rate schedules, optimizers, losses, callbacks, ``TrainingSpec``.
+
+Keras 3's names, arguments and defaults, as for layers. Optimizers and losses are registered types (like
+layer types: ``@register_optimizer``, ``@register_loss``): each backend implements each by its class,
+never by matching a name.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import Field, ValidationError, field_validator, model_serializer, model_validator
+
+from .fields import Bool, Float, NonNegativeInt, PositiveFloat, PositiveInt, Rate, SpecModel
+from .issues import issues_from_validation_error
+from .registry import (
+    LOSS_ALIASES,
+    LOSS_CLASSES,
+    OPTIMIZER_ALIASES,
+    OPTIMIZER_CLASSES,
+    SEALED,
+    canonical_type,
+    register_loss,
+    register_optimizer,
+)
+from .schedules import SCHEDULES
+
+__all__ = [
+    "SGD", "Adam", "AdamW", "CategoricalCrossentropy", "CosineDecay", "EarlyStopping", "ExponentialDecay",
+    "LearningRateSchedule", "LossSpec", "OptimizerSpec", "PiecewiseConstantDecay", "RMSprop", "ReduceLROnPlateau",
+    "SparseCategoricalCrossentropy", "TrainingSpec",
+]  # fmt: skip
+
+NonNegativeFloat = Annotated[Float, Field(ge=0.0)]
+
+
+class LearningRateSchedule(SpecModel):
+    """A Keras 3 ``keras.optimizers.schedules`` class: the learning rate as a function of the optimizer step.
+
+    Stepped per batch by the optimizer's ``iterations`` (0 for the first batch), as Keras does;
+    the formulas are in ``cnnspec.schedules``, shared by the torch optimizer and the history.
+    """
+
+    keras_class: ClassVar[str] = ""
+    type: str
+
+    def at(self, step: int) -> float:
+        """The learning rate of optimizer step ``step``."""
+        return SCHEDULES[self.type](step, **self.model_dump(exclude={"type"}))
+
+
+class ExponentialDecay(LearningRateSchedule):
+    """``initial_learning_rate * decay_rate ** (step / decay_steps)`` (exponent floored when ``staircase``)."""
+
+    keras_class = "ExponentialDecay"
+    type: Literal["exponential_decay"] = "exponential_decay"
+    initial_learning_rate: PositiveFloat
+    decay_steps: PositiveInt
+    decay_rate: PositiveFloat
+    staircase: Bool = False
+
+
+class CosineDecay(LearningRateSchedule):
+    """Half a cosine from ``initial_learning_rate`` to ``alpha * initial_learning_rate`` over ``decay_steps``."""
+
+    keras_class = "CosineDecay"
+    type: Literal["cosine_decay"] = "cosine_decay"
+    initial_learning_rate: PositiveFloat
+    decay_steps: PositiveInt
+    alpha: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0
+
+
+class PiecewiseConstantDecay(LearningRateSchedule):
+    """``values[i]`` while ``step <= boundaries[i]``; ``values[-1]`` after the last boundary."""
+
+    keras_class = "PiecewiseConstantDecay"
+    type: Literal["piecewise_constant_decay"] = "piecewise_constant_decay"
+    boundaries: Annotated[list[NonNegativeInt], Field(min_length=1)]
+    values: Annotated[list[PositiveFloat], Field(min_length=2)]
+
+    @model_validator(mode="after")
+    def _one_value_per_interval(self) -> PiecewiseConstantDecay:
+        # Keras refuses the first; the second would make a boundary mean nothing.
+        if len(self.values) != len(self.boundaries) + 1:
+            raise ValueError(
+                f"piecewise_constant_decay needs one more value than boundaries, "
+                f"got {len(self.boundaries)} boundaries and {len(self.values)} values"
+            )
+        if any(b >= a for b, a in zip(self.boundaries, self.boundaries[1:])):
+            raise ValueError(f"piecewise_constant_decay boundaries must increase strictly, got {self.boundaries}")
+        return self
+
+
+SCHEDULE_CLASSES: tuple[type[LearningRateSchedule], ...] = (ExponentialDecay, CosineDecay, PiecewiseConstantDecay)
+SCHEDULE_TYPES = {cls.model_fields["type"].default: cls for cls in SCHEDULE_CLASSES}
+SCHEDULE_ALIASES = {cls.keras_class: name for name, cls in SCHEDULE_TYPES.items()}
+
+
+def _schedule(value: dict[str, Any]) -> LearningRateSchedule:
+    """A schedule from its mapping; its problems become one message (pydantic would report every union branch)."""
+    kind = value.get("type")
+    cls = SCHEDULE_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        close = difflib.get_close_matches(str(kind), list(SCHEDULE_TYPES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown schedule type {kind!r}{hint}; known types: {', '.join(SCHEDULE_TYPES)}")
+    try:
+        return cls.model_validate(value)
+    except ValidationError as err:
+        issues = issues_from_validation_error(err, value, cls)
+        raise ValueError(
+            "; ".join(f"{kind}.{i.field}: {i.message}" if i.field else i.message for i in issues)
+        ) from None
+
+
+if TYPE_CHECKING:
+    LearningRate = float | LearningRateSchedule
+else:  # a constant, or a schedule chosen by its `type`
+    LearningRate = Union[
+        PositiveFloat, Annotated[Union[SCHEDULE_CLASSES], Field(discriminator="type")]  # noqa: UP007
+    ]
+
+
+class OptimizerSpec(SpecModel):
+    """An optimizer and its Keras 3 arguments; register a subclass with ``@register_optimizer``.
+
+    ``learning_rate`` is a constant or a schedule; ``weight_decay`` (Keras 3's, on every optimizer)
+    is decoupled: ``w -= w * weight_decay * learning_rate`` before each update, on every trainable variable.
+    """
+
+    aliases: ClassVar[tuple[str, ...]] = ()  # Keras class names accepted for `type`
+
+    type: str
+    learning_rate: LearningRate  # each optimizer sets Keras's default
+    weight_decay: NonNegativeFloat | None = None
+
+    @field_validator("learning_rate", mode="before")
+    @classmethod
+    def _constant_or_schedule(cls, value: Any) -> Any:
+        """Decide between a number and a schedule here, so a mistake in one is not also reported as the other."""
+        if isinstance(value, dict):
+            return _schedule(canonical_type(value, SCHEDULE_ALIASES))
+        if isinstance(value, LearningRateSchedule):
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(
+                "learning_rate is a positive number or a schedule, a mapping with a type "
+                f"({', '.join(SCHEDULE_TYPES)}); got {value!r}"
+            )
+        return value
+
+    @property
+    def schedule(self) -> LearningRateSchedule | None:
+        """The learning-rate schedule, or None for a constant rate."""
+        return self.learning_rate if isinstance(self.learning_rate, LearningRateSchedule) else None
+
+    @property
+    def initial_learning_rate(self) -> float:
+        """The rate of the first step: the constant, or the schedule at step 0."""
+        schedule = self.schedule
+        return schedule.at(0) if schedule is not None else float(self.learning_rate)  # type: ignore[arg-type]
+
+
+@register_optimizer
+class Adam(OptimizerSpec):
+    """Keras 3 ``Adam`` (epsilon added to the uncorrected sqrt(v))."""
+
+    aliases = ("Adam",)
+    type: Literal["adam"] = "adam"
+    learning_rate: LearningRate = 0.001
+    beta_1: Rate = 0.9
+    beta_2: Rate = 0.999
+    epsilon: PositiveFloat = 1e-7
+
+
+@register_optimizer
+class AdamW(OptimizerSpec):
+    """Keras 3 ``AdamW``: Adam with weight decay on by default (Keras refuses ``weight_decay=None`` for it)."""
+
+    aliases = ("AdamW",)
+    type: Literal["adamw"] = "adamw"
+    learning_rate: LearningRate = 0.001
+    weight_decay: NonNegativeFloat = 0.004
+    beta_1: Rate = 0.9
+    beta_2: Rate = 0.999
+    epsilon: PositiveFloat = 1e-7
+
+
+@register_optimizer
+class SGD(OptimizerSpec):
+    """Keras 3 ``SGD`` (m = momentum*m - lr*g; w += m)."""
+
+    aliases = ("SGD",)
+    type: Literal["sgd"] = "sgd"
+    learning_rate: LearningRate = 0.01
+    momentum: Rate = 0.0
+    nesterov: Bool = False
+
+
+@register_optimizer
+class RMSprop(OptimizerSpec):
+    """Keras 3 ``RMSprop`` (epsilon inside the square root)."""
+
+    aliases = ("RMSprop", "RMSProp")
+    type: Literal["rmsprop"] = "rmsprop"
+    learning_rate: LearningRate = 0.001
+    rho: Rate = 0.9
+    momentum: Rate = 0.0
+    epsilon: PositiveFloat = 1e-7
+    centered: Bool = False
+
+
+SEALED["optimizers"] = True
+if TYPE_CHECKING:
+    Optimizer = OptimizerSpec
+else:
+    Optimizer = Annotated[Union[tuple(OPTIMIZER_CLASSES.values())], Field(discriminator="type")]
+
+
+class LossSpec(SpecModel):
+    """A Keras 3 cross-entropy loss and its options; ``loss: NAME`` is short for ``{type: NAME}``.
+
+    ``from_logits``: the model's output is logits (a final layer without softmax). When it is
+    false, a final softmax or sigmoid is still read through to its logits, as Keras on TensorFlow does.
+    """
+
+    keras_class: ClassVar[str] = ""
+    one_hot_targets: ClassVar[bool] = False  # the labels it reads: one-hot rows (True) or class indices
+    type: str
+    from_logits: Bool = False
+    label_smoothing: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0
+
+    def __str__(self) -> str:  # messages name the loss as a spec writes it
+        return self.type
+
+    @model_serializer(mode="wrap")
+    def _short_form(self, handler: Any) -> Any:
+        """Written back as ``loss: NAME`` when its options are the defaults, as specs always wrote it."""
+        return self.type if not self.from_logits and self.label_smoothing == 0.0 else handler(self)
+
+
+@register_loss
+class CategoricalCrossentropy(LossSpec):
+    """One-hot labels; ``label_smoothing`` ls turns them into ``y * (1 - ls) + ls / classes``."""
+
+    keras_class = "CategoricalCrossentropy"
+    one_hot_targets = True
+    type: Literal["categorical_crossentropy"] = "categorical_crossentropy"
+
+
+@register_loss
+class SparseCategoricalCrossentropy(LossSpec):
+    """Integer labels. Keras 3's SparseCategoricalCrossentropy has no ``label_smoothing``, so it must stay 0."""
+
+    keras_class = "SparseCategoricalCrossentropy"
+    type: Literal["sparse_categorical_crossentropy"] = "sparse_categorical_crossentropy"
+
+    @field_validator("label_smoothing")
+    @classmethod
+    def _no_smoothing(cls, value: float) -> float:
+        if value:
+            raise ValueError(
+                "Keras 3's sparse_categorical_crossentropy has no label_smoothing; "
+                "use categorical_crossentropy to smooth labels"
+            )
+        return value
+
+
+SEALED["losses"] = True
+# Keras on TensorFlow reads the logits behind a final softmax or sigmoid (`_keras_logits`)
+LOGIT_ACTIVATIONS = ("softmax", "sigmoid")
+if TYPE_CHECKING:
+    Loss = LossSpec
+else:
+    Loss = Annotated[Union[tuple(LOSS_CLASSES.values())], Field(discriminator="type")]
+
+
+class EarlyStopping(SpecModel):
+    """Keras ``EarlyStopping``: stop after ``patience`` epochs without improvement."""
+
+    monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
+    patience: NonNegativeInt = 0
+    min_delta: Annotated[Float, Field(ge=0.0)] = 0.0
+
+
+class ReduceLROnPlateau(SpecModel):
+    """Keras ``ReduceLROnPlateau`` (mode from the monitor's name, cooldown 0): after ``patience`` epochs
+    without an improvement of more than ``min_delta``, multiply the learning rate by ``factor``, not below ``min_lr``.
+    """
+
+    monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
+    factor: Annotated[Float, Field(gt=0.0, lt=1.0)] = 0.1  # Keras refuses factor >= 1
+    patience: NonNegativeInt = 10
+    min_delta: NonNegativeFloat = 1e-4
+    min_lr: NonNegativeFloat = 0.0
+
+
+def _or_by_name(types: Mapping[str, Any], aliases: Mapping[str, str]) -> Any:
+    """A field's JSON Schema that also takes a name alone (``loss: mse``), as the field's validator does."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        full = {key: schema.pop(key) for key in list(schema) if key not in ("title", "description")}
+        schema["anyOf"] = [{"enum": sorted([*types, *aliases])}, full]
+
+    return extra
+
+
+class TrainingSpec(SpecModel):
+    """How to train; every field has a default."""
+
+    loss: Loss = Field(
+        default_factory=CategoricalCrossentropy, json_schema_extra=_or_by_name(LOSS_CLASSES, LOSS_ALIASES)
+    )
+    optimizer: Optimizer = Field(
+        default_factory=Adam, json_schema_extra=_or_by_name(OPTIMIZER_CLASSES, OPTIMIZER_ALIASES)
+    )
+    batch_size: PositiveInt = 32
+    epochs: PositiveInt = 10
+    metrics: list[Literal["accuracy"]] = Field(default_factory=lambda: ["accuracy"])  # type: ignore[arg-type]
+    validation_split: Rate = 0.1
+    seed: NonNegativeInt = 0
+    early_stopping: EarlyStopping | None = None
+    reduce_lr_on_plateau: ReduceLROnPlateau | None = None
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto", description="auto: bf16 only where this machine computes it natively and faster, else fp32"
+    )
+
+    @field_validator("optimizer", mode="before")
+    @classmethod
+    def _optimizer_shorthand(cls, value: Any) -> Any:
+        # `optimizer: adam` is how Keras users write it.
+        if isinstance(value, str):
+            value = {"type": value}
+        return canonical_type(value, OPTIMIZER_ALIASES)
+
+    @field_validator("loss", mode="before")
+    @classmethod
+    def _loss_shorthand(cls, value: Any) -> Any:
+        # `loss: categorical_crossentropy`, as Keras's compile() takes it.
+        if isinstance(value, str):
+            value = {"type": value}
+        value = canonical_type(value, LOSS_ALIASES)
+        kind = value.get("type") if isinstance(value, dict) else None
+        if isinstance(kind, str) and kind not in LOSS_CLASSES:
+            close = difflib.get_close_matches(kind, list(LOSS_CLASSES), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown loss {kind!r}{hint}; known losses: {', '.join(LOSS_CLASSES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _monitor_needs_validation(self) -> TrainingSpec:
+        for name, rule in (
+            ("early_stopping", self.early_stopping),
+            ("reduce_lr_on_plateau", self.reduce_lr_on_plateau),
+        ):
+            if rule is not None and rule.monitor.startswith("val_") and self.validation_split == 0:
+                raise ValueError(f"{name} monitors {rule.monitor!r} but validation_split is 0")
+        return self
+
+    @model_validator(mode="after")
+    def _plateau_needs_a_settable_rate(self) -> TrainingSpec:
+        # Keras's ReduceLROnPlateau cannot set the rate of an optimizer built with a schedule (a TypeError there).
+        schedule = self.optimizer.schedule
+        if self.reduce_lr_on_plateau is not None and schedule is not None:
+            raise ValueError(
+                f"reduce_lr_on_plateau needs a constant learning_rate, but the optimizer's is a {schedule.type} "
+                "schedule (Keras cannot set the rate of a schedule); use one or the other"
+            )
+        return self
