@@ -30,45 +30,46 @@ Weights = dict[str, np.ndarray]
 
 def expected_weights(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     """Every canonical key of ``spec`` and its Keras-layout shape, in layer order."""
+    return {key: shape for key, shape, _ in _variables(spec)}
+
+
+def _variables(spec: ModelSpec) -> list[tuple[str, tuple[int, ...], str]]:
+    """(canonical key, Keras-layout shape, Keras's initializer) of every variable, in layer order."""
     report = spec.summary()
-    expected = {}
-    for layer, info in zip(spec.layers, report.layers):
-        for variable, shape in layer.variables(info.input_shape).items():
-            expected[f"{layer.name}/{variable}"] = shape
-    return expected
+    return [
+        (f"{layer.name}/{variable}", shape, layer.initializer(variable))
+        for layer, info in zip(spec.layers, report.layers)
+        for variable, shape in layer.variables(info.input_shape).items()
+    ]
 
 
 def initial_weights(spec: ModelSpec, seed: int = 0) -> Weights:
-    """Keras's initial values: glorot_uniform kernels, zero biases, BN gamma 1 / beta 0 / var 1.
-
-    Made in numpy from ``seed`` so every backend starts a seeded run from the same weights.
-    """
+    """Keras's initial values, as each layer class names them: glorot_uniform kernels, ones for scales and
+    variances, zeros for the rest. Made in numpy from ``seed`` so every backend starts a seeded run from the
+    same weights."""
     rng = np.random.default_rng(seed)
     weights: Weights = {}
-    for key, shape in expected_weights(spec).items():
-        variable = key.rsplit("/", 1)[1]
-        if variable.endswith("kernel"):  # kernel, depthwise_kernel ...: glorot_uniform over Keras's fans
+    for key, shape, initializer in _variables(spec):
+        if initializer == "glorot_uniform":  # over Keras's fans, which include the kernel area
             receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
             fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
             limit = np.sqrt(6.0 / (fan_in + fan_out))
             weights[key] = rng.uniform(-limit, limit, size=shape).astype(np.float32)
-        elif variable in ("gamma", "moving_variance"):
-            weights[key] = np.ones(shape, np.float32)
         else:
-            weights[key] = np.zeros(shape, np.float32)
+            weights[key] = np.full(shape, 1.0 if initializer == "ones" else 0.0, np.float32)
     return weights
 
 
 def random_weights(spec: ModelSpec, seed: int = 0) -> Weights:
-    """Glorot kernels plus non-trivial biases and batch-norm statistics, for parity tests."""
+    """Glorot kernels plus non-trivial values for everything that starts as zeros (biases, shifts, means:
+    N(0, 0.5)) or ones (scales, variances: uniform in [0.5, 2]), for parity tests."""
     rng = np.random.default_rng(seed)
     weights = initial_weights(spec, seed)
-    for key, value in weights.items():
-        variable = key.rsplit("/", 1)[1]
-        if variable in ("bias", "beta", "moving_mean"):
-            weights[key] = rng.normal(0.0, 0.5, value.shape).astype(np.float32)
-        elif variable in ("gamma", "moving_variance"):
-            weights[key] = rng.uniform(0.5, 2.0, value.shape).astype(np.float32)
+    for key, shape, initializer in _variables(spec):
+        if initializer == "zeros":
+            weights[key] = rng.normal(0.0, 0.5, shape).astype(np.float32)
+        elif initializer == "ones":
+            weights[key] = rng.uniform(0.5, 2.0, shape).astype(np.float32)
     return weights
 
 

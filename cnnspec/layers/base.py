@@ -24,6 +24,7 @@ class LayerSpec(SpecModel):
     keras_class: ClassVar[str]  # the Keras layer it means (summary tables; an accepted `type` spelling)
     aliases: ClassVar[tuple[str, ...]] = ()  # more accepted spellings of `type`
     non_trainable: ClassVar[frozenset[str]] = frozenset()  # variables Keras counts as non-trainable
+    initializers: ClassVar[dict[str, str]] = {}  # variable -> Keras's initializer, where ``initializer`` guesses wrong
     # has a spatial kernel: the report draws its filters and feature maps, and torch runs it channels-last
     convolutional: ClassVar[bool] = False
     # acts in training only, the identity at inference (random augmentation): exported inference files leave it out
@@ -64,6 +65,15 @@ class LayerSpec(SpecModel):
     def variables(self, input_shape: Shape) -> dict[str, Shape]:
         """Canonical variable name -> Keras-layout shape, in Keras's order (none by default)."""
         return {}
+
+    def initializer(self, variable: str) -> str:
+        """How Keras starts ``variable``: ``glorot_uniform`` (kernels, fans over the kernel area), ``ones``
+        (scales, variances) or ``zeros``; a class with other variables says so in ``initializers``."""
+        if variable in self.initializers:
+            return self.initializers[variable]
+        if variable.endswith("kernel"):
+            return "glorot_uniform"
+        return "ones" if variable in ("gamma", "moving_variance") else "zeros"
 
     def filter_variable(self) -> str | None:
         """The canonical variable holding its spatial filters (kh, kw, in, out-or-multiplier), for pictures."""
