@@ -108,7 +108,33 @@ def valid_spec_dicts(draw: Any, max_layers: int = 6, max_size: int = 16) -> dict
     if len(shape) == 3:
         layers.append({"type": draw(st.sampled_from(["flatten", "global_avg_pool2d", "global_max_pool2d"]))})
     layers.append({"type": "dense", "units": draw(st.integers(2, 6)), "activation": "softmax"})
-    return {"name": "random", "input_shape": input_shape, "layers": draw(named(layers))}
+    document = {"name": "random", "input_shape": input_shape, "layers": draw(named(layers))}
+    return draw(with_any_registered_type(document)) if draw(st.booleans()) else document
+
+
+@st.composite
+def with_any_registered_type(draw: Any, document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with one more layer of any registered type (drawn from its cases by its fuzzing strategy)
+    just before the classifier block, where cnnspec accepts it; else ``document`` unchanged. This reaches
+    every type, not only those this module has shape formulas for: Keras, torch and the runtimes then judge
+    the result independently."""
+    import cnnspec
+    from cnnspec.errors import SpecError
+    from tests.layers.harness import LAYER_CASES, layer_documents
+
+    layer, _ = draw(layer_documents(draw(st.sampled_from(sorted(LAYER_CASES)))))
+    layers = document["layers"]
+    position = len(layers) - 1 - (layers[-2]["type"] in ("flatten", "global_avg_pool2d", "global_max_pool2d"))
+    before = layers[position - 1] if position else None
+    source = "input" if before is None else before.get("name", f"{before['type']}_{position - 1}")
+    if "inputs" in layer:
+        layer = {**layer, "inputs": [source for _ in layer["inputs"]]}
+    candidate = {**document, "layers": [*layers[:position], layer, *layers[position:]]}
+    try:
+        cnnspec.load_spec(candidate)
+    except SpecError:
+        return document
+    return candidate
 
 
 # Names that once collided with something downstream ("output" and "logits" are the exported graph's outputs),
