@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := runs/demo
 
-.PHONY: install demo lint test bench clean
+.PHONY: install demo lint docs test bench transcripts clean
 
 install: $(STAMP)
 
@@ -44,7 +44,12 @@ lint: $(STAMP)
 TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count(); print(max(1, min(cores or 1, 4)))")
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-test: lint
+# The documentation site, its reference pages generated from the code (docs/hooks.py); --strict fails on any
+# warning (a broken link, a missing page, an unresolved API reference).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: lint docs
 	$(PYTEST)
 	TF_ENABLE_ONEDNN_OPTS=0 $(PYTEST) -q -m "keras and not slow"
 
@@ -52,5 +57,9 @@ bench: $(STAMP)
 	$(BIN)/python -m compileall -q cnnspec backends  # fresh bytecode: start-up is part of what is measured
 	$(BIN)/python benchmarks/run_all.py
 
+# The console examples of README.md and docs/, run for real (tests/docs/test_readme.py checks the copies)
+transcripts: $(STAMP)
+	$(BIN)/python docs/transcripts.py
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .hypothesis .mypy_cache .ruff_cache

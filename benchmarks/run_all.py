@@ -1,8 +1,8 @@
 """`make bench`: every benchmark, each in its own process, one results.md.
 
-Each script prints a markdown fragment; this collects them with the machine line
-and copies the result into the README between its two results.md markers, so
-the README always quotes one consistent run (a test checks the two agree).
+Each script prints a markdown fragment; this collects them under the machine line into
+benchmarks/results.md, which the docs site shows as committed (docs/benchmarks.md includes it), so every
+figure quoted comes from one run on one machine.
 """
 
 from __future__ import annotations
@@ -27,30 +27,11 @@ SCRIPTS = [
     ("Data streamed from disk", "bench_data.py"),
     ("torch.compile", "bench_compile.py"),
     ("Inference and export", "bench_inference.py"),
+    ("Parity bounds", "bench_parity.py"),
 ]
 
 
-README = ROOT / "README.md"
 RESULTS = ROOT / "benchmarks" / "results.md"
-START, END = "<!-- results.md: start -->", "<!-- results.md: end -->"
-
-
-def readme_block(results: str) -> str:
-    """results.md as the README shows it: without its title, its sections one heading level down."""
-    body = results.split("\n", 1)[1].strip()
-    return "\n".join("#" + line if line.startswith("## ") else line for line in body.splitlines())
-
-
-def quoted_block(readme: str) -> str:
-    """What the README holds between the markers."""
-    return readme.split(START, 1)[1].split(END, 1)[0].strip()
-
-
-def update_readme(results: str) -> None:
-    text = README.read_text()
-    before, rest = text.split(START, 1)
-    after = rest.split(END, 1)[1]
-    README.write_text(f"{before}{START}\n{readme_block(results)}\n{END}{after}")
 
 
 def main() -> None:
@@ -76,8 +57,7 @@ def main() -> None:
         sections.append(f"## {title}\n\n{body}\n")
     results = "\n".join(sections)
     RESULTS.write_text(results)
-    update_readme(results)
-    print(f"wrote {RESULTS} and its copy in {README}")
+    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

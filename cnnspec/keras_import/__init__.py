@@ -89,11 +89,14 @@ def _spec_document(model: dict[str, Any], compile_config: dict[str, Any] | None)
 
 
 # -- the public entry points ------------------------------------------------------------------
-def import_keras(model: Any, name: str | None = None) -> tuple[ModelSpec, Weights | None]:
+def import_keras(
+    model: Any, name: str | None = None, run: str | Path | None = None, data: str = "digits"
+) -> tuple[ModelSpec, Weights | None]:
     """(spec, canonical weights) of a Keras model: a ``keras.Model`` or a ``.keras``/``.h5``/``.json`` path.
 
     Weights are ``None`` for a ``to_json()`` file (a config has none). Nothing is loaded
-    by Keras unless every layer translates.
+    by Keras unless every layer translates. ``run``: also write a run directory there holding the weights
+    (``evaluate``, ``export_onnx``, ``report`` and ``train(resume=...)`` work on it), evaluated on ``data``.
     """
     from ..load import load_spec
 
@@ -112,6 +115,10 @@ def import_keras(model: Any, name: str | None = None) -> tuple[ModelSpec, Weight
         weights = _weights_from_file(weights_path, spec) if weights_path is not None else None
     else:
         weights = _weights_of(model, spec)
+    if run is not None:
+        if weights is None:
+            raise CnnspecError(f"{model}: a model config without weights cannot make a run; save the whole model")
+        write_imported_run(spec, weights, run, data)
     return spec, weights
 
 
