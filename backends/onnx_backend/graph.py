@@ -342,4 +342,14 @@ def _activation(layer: spec_layers.Activation, site: Site) -> str:
     return _activate(g, x, layer.activation, layer.name)
 
 
+@BUILDERS.builds("cropping2d")
+def _cropping(layer: spec_layers.Cropping2D, site: Site) -> str:
+    g, (height, width) = site.graph, site.input_shape[:2]
+    (top, bottom), (left, right) = layer.cropping
+    starts = g.constant(f"{layer.name}/starts", np.array([top, left]), np.int64)
+    ends = g.constant(f"{layer.name}/ends", np.array([height - bottom, width - right]), np.int64)
+    axes = g.constant(f"{layer.name}/axes", np.array([2, 3]), np.int64)
+    return g.node("Slice", [site.x, starts, ends, axes], layer.name)
+
+
 FLOAT = TensorProto.FLOAT

@@ -32,6 +32,7 @@ from .modules import (
     Flatten,
     GlobalAvgPool,
     GlobalMaxPool,
+    Lambda,
     MaxPool2d,
     MinPool2d,
     Rescale,
@@ -184,3 +185,10 @@ def _flatten(layer: spec_layers.Flatten, site: Site) -> TorchLayer:
 @BUILDERS.builds("activation")
 def _activation(layer: spec_layers.Activation, site: Site) -> TorchLayer:
     return TorchLayer([ACTIVATIONS[layer.activation]()])
+
+
+@BUILDERS.builds("cropping2d")
+def _cropping(layer: spec_layers.Cropping2D, site: Site) -> TorchLayer:
+    (top, bottom), (left, right) = layer.cropping
+    height, width = site.input_shape[0] - bottom, site.input_shape[1] - right
+    return TorchLayer([Lambda(lambda x: x[:, :, top:height, left:width], f"cropping={layer.cropping}")])

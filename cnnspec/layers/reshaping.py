@@ -8,10 +8,10 @@ from pydantic import BeforeValidator, WithJsonSchema
 
 from ..fields import NonNegativeInt
 from ..registry import register_layer
-from ..shapes import Shape
+from ..shapes import Shape, ShapeViolation
 from .base import CHANNELS_LAST, LayerSpec, needs_image
 
-__all__ = ["ZeroPadding2D"]
+__all__ = ["Cropping2D", "ZeroPadding2D"]
 
 
 def _as_pairs(value: Any) -> Any:
@@ -62,3 +62,27 @@ class ZeroPadding2D(LayerSpec):
         needs_image(self, input_shape)
         (top, bottom), (left, right) = self.padding
         return (input_shape[0] + top + bottom, input_shape[1] + left + right, input_shape[2])
+
+
+@register_layer
+class Cropping2D(LayerSpec):
+    """Keras ``Cropping2D``: ``((top, bottom), (left, right))`` rows and columns cut off the image."""
+
+    keras_class = "Cropping2D"
+    keras_fixed = CHANNELS_LAST
+    type: Literal["cropping2d"] = "cropping2d"
+    cropping: PaddingAmounts = ((0, 0), (0, 0))
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        needs_image(self, input_shape)
+        (top, bottom), (left, right) = self.cropping
+        height, width = input_shape[0] - top - bottom, input_shape[1] - left - right
+        if height < 1 or width < 1:
+            raise ShapeViolation(
+                f"cropping {top}+{bottom} rows and {left}+{right} columns leaves nothing of a "
+                f"{input_shape[0]}x{input_shape[1]} input",
+                "cropping",
+                "output_size",
+                [[top, bottom], [left, right]],
+            )
+        return (height, width, input_shape[2])

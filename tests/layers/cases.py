@@ -54,6 +54,10 @@ LAYER_CASES: dict[str, list[tuple[dict, tuple[int, ...]]]] = {
         ({"type": "zero_padding2d", "padding": [2, 0]}, (3, 3, 1)),
         ({"type": "zero_padding2d", "padding": [[0, 3], [1, 2]]}, (5, 4, 2)),
     ],
+    "cropping2d": [
+        ({"type": "cropping2d", "cropping": 1}, (5, 6, 2)),
+        ({"type": "cropping2d", "cropping": [[0, 3], [2, 1]]}, (7, 5, 3)),
+    ],
     # random augmentation: the identity at inference, where parity compares (tests/backends/test_augmentation.py
     # checks training against Keras)
     "random_flip": [({"type": "random_flip"}, (5, 6, 2)), ({"type": "random_flip", "mode": "vertical"}, (4, 4, 1))],
