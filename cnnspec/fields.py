@@ -67,11 +67,15 @@ ACTIVATIONS = (
     "swish",
     "gelu",
     "leaky_relu",
+    "relu6",
+    "hard_sigmoid",
+    "hard_silu",
+    "mish",
 )
 # Other spellings of those activations: what Keras 3 writes in a saved model (keras.activations.swish is
 # keras.activations.silu, so `activation="swish"` is saved as "silu"). A spec may use either; it is always
 # written back with the name on the left of ACTIVATIONS.
-ACTIVATION_ALIASES = {"silu": "swish"}
+ACTIVATION_ALIASES = {"silu": "swish", "hard_swish": "hard_silu"}
 
 
 def canonical_activation(value: Any) -> Any:

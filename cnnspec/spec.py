@@ -120,7 +120,7 @@ class ModelSpec(SpecModel):
         """``from_logits: true`` on an output that is already a softmax or sigmoid means two things in Keras:
         on TensorFlow it quietly reads the activation's input (a warning), on JAX and torch it does not."""
         last = self.layers[-1]
-        activation = getattr(last, "activation", None)
+        activation = last.final_activation()
         if self.training.loss.from_logits and activation in LOGIT_ACTIVATIONS:
             raise SpecError(
                 SpecIssue(

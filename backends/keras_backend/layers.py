@@ -164,7 +164,8 @@ def from_spec(layer: Any, keras_class: Any = None, **extra: Any) -> layers.Layer
 # Keras's own class, from the spec's config and nothing else
 @BUILDERS.builds(
     "add", "concatenate", "global_avg_pool2d", "global_max_pool2d", "batch_norm", "flatten", "rescaling",
-    "zero_padding2d", "dense", "activation", "max_pool2d", "avg_pool2d", "cropping2d",
+    "zero_padding2d", "dense", "activation", "max_pool2d", "avg_pool2d", "cropping2d", "relu", "leaky_relu", "elu",
+    "softmax", "prelu",
 )  # fmt: skip
 def _keras_own(layer: Any, site: Site) -> layers.Layer:
     return from_spec(layer)

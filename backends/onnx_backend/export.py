@@ -82,7 +82,7 @@ def to_onnx_with_layers(
     last = graph.nodes[-1]
     classes = report.output_shape[0]
     outputs = [helper.make_tensor_value_info(graph.interface("Identity", [x], "output"), FLOAT, ["batch", classes])]
-    if last.op_type in LOGIT_OPS:
+    if spec.layers[-1].final_activation() in LOGIT_ACTIVATIONS and last.op_type in LOGIT_OPS:
         logits = graph.interface("Identity", [last.input[0]], "logits")
         outputs.append(helper.make_tensor_value_info(logits, FLOAT, ["batch", classes]))
     if all_layer_outputs:  # each tensor once: a left-out layer's is its input's (the same shape)

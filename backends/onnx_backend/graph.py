@@ -86,6 +86,19 @@ def _gelu(g: Graph, x: str, out: str) -> str:
     return g.node("Mul", [x_one_plus, half], out)
 
 
+def _clip(g: Graph, x: str, low: float | None, high: float | None, out: str) -> str:
+    """Clip (min and max as inputs since opset 11; an empty name leaves one side open)."""
+    bounds = [g.constant(f"{out}/{side}", np.float32(value)) if value is not None else "" for side, value in
+              (("min", low), ("max", high))]  # fmt: skip
+    return g.node("Clip", [x, *bounds], out)
+
+
+def _hard_sigmoid(g: Graph, x: str, out: str) -> str:
+    """Keras 3's ``relu6(x + 3) / 6``, in that order (ONNX's HardSigmoid, x / 6 + 0.5 clipped, rounds otherwise)."""
+    shifted = g.node("Add", [x, g.constant(f"{out}/three", np.float32(3.0))], f"{out}/shifted")
+    return g.node("Div", [_clip(g, shifted, 0.0, 6.0, f"{out}/relu6"), g.constant(f"{out}/six", np.float32(6.0))], out)
+
+
 ACTIVATIONS: dict[str, Callable[[Graph, str, str], str]] = {
     "linear": lambda g, x, out: g.node("Identity", [x], out),
     "relu": lambda g, x, out: g.node("Relu", [x], out),
@@ -98,6 +111,12 @@ ACTIVATIONS: dict[str, Callable[[Graph, str, str], str]] = {
     "swish": lambda g, x, out: g.node("Mul", [x, g.node("Sigmoid", [x], f"{out}/sigmoid")], out),
     "gelu": _gelu,
     "leaky_relu": lambda g, x, out: g.node("LeakyRelu", [x], out, alpha=LEAKY_RELU_SLOPE),
+    "relu6": lambda g, x, out: _clip(g, x, 0.0, 6.0, out),
+    "hard_sigmoid": lambda g, x, out: _hard_sigmoid(g, x, out),
+    "hard_silu": lambda g, x, out: g.node("Mul", [x, _hard_sigmoid(g, x, f"{out}/hard_sigmoid")], out),
+    "mish": lambda g, x, out: g.node(
+        "Mul", [x, g.node("Tanh", [g.node("Softplus", [x], f"{out}/softplus")], f"{out}/tanh")], out
+    ),  # fmt: skip
 }
 
 
@@ -350,6 +369,59 @@ def _cropping(layer: spec_layers.Cropping2D, site: Site) -> str:
     ends = g.constant(f"{layer.name}/ends", np.array([height - bottom, width - right]), np.int64)
     axes = g.constant(f"{layer.name}/axes", np.array([2, 3]), np.int64)
     return g.node("Slice", [site.x, starts, ends, axes], layer.name)
+
+
+@BUILDERS.builds("relu")
+def _relu(layer: spec_layers.ReLU, site: Site) -> str:
+    """Keras's ``activations.relu`` with its arguments, term for term (as the torch module)."""
+    g, x, name = site.graph, site.x, layer.name
+    slope, threshold, top = layer.negative_slope, layer.threshold, layer.max_value
+    if slope and top is None and not threshold:
+        return g.node("LeakyRelu", [x], name, alpha=slope)
+    if threshold:
+        above = g.node("Cast", [g.node("Greater", [x, g.constant(f"{name}/threshold", np.float32(threshold))],
+                                       f"{name}/above")], f"{name}/mask", to=FLOAT)  # fmt: skip
+        y = g.node("Mul", [x, above], f"{name}/kept")
+    else:
+        y = g.node("Relu", [x], f"{name}/relu")
+    if top is not None:
+        y = _clip(g, y, 0.0, top, f"{name}/clipped")
+    if not slope:
+        return g.node("Identity", [y], name)
+    shifted = g.node("Sub", [g.constant(f"{name}/shift", np.float32(threshold)), x], f"{name}/below") if threshold \
+        else g.node("Neg", [x], f"{name}/below")  # fmt: skip
+    negative = g.node("Mul", [g.node("Relu", [shifted], f"{name}/negative"), g.constant(f"{name}/slope",
+                                                                                          np.float32(slope))],
+                      f"{name}/scaled")  # fmt: skip
+    return g.node("Sub", [y, negative], name)
+
+
+@BUILDERS.builds("leaky_relu")
+def _leaky_relu(layer: spec_layers.LeakyReLU, site: Site) -> str:
+    return site.graph.node("LeakyRelu", [site.x], layer.name, alpha=layer.negative_slope)
+
+
+@BUILDERS.builds("elu")
+def _elu(layer: spec_layers.ELU, site: Site) -> str:
+    return site.graph.node("Elu", [site.x], layer.name, alpha=layer.alpha)
+
+
+@BUILDERS.builds("prelu")
+def _prelu(layer: spec_layers.PReLU, site: Site) -> str:
+    """Keras's ``relu(x) - alpha * relu(-x)``, not ONNX's PRelu: OpenCV's DNN (5.0) fuses a PRelu into the
+    convolution before it and then refuses a slope that is not one per channel (tests/backends/
+    test_other_runtimes.py keeps the reproducer)."""
+    g, x, name, alpha = site.graph, site.x, layer.name, site.graph.weights[f"{layer.name}/alpha"]
+    slope = g.constant(f"{name}/alpha", alpha.transpose(2, 0, 1) if alpha.ndim == 3 else alpha)  # beside NCHW
+    negative = g.node("Mul", [slope, g.node("Relu", [g.node("Neg", [x], f"{name}/neg")], f"{name}/below")],
+                      f"{name}/negative")  # fmt: skip
+    return g.node("Sub", [g.node("Relu", [x], f"{name}/positive"), negative], name)
+
+
+@BUILDERS.builds("softmax")
+def _softmax(layer: spec_layers.Softmax, site: Site) -> str:
+    nchw = {3: {0: 2, 1: 3, 2: 1}, 1: {0: 1}}[len(site.input_shape)]  # a spec axis as an NCHW axis
+    return site.graph.node("Softmax", [site.x], layer.name, axis=nchw[layer.spatial_axis(site.input_shape)])
 
 
 FLOAT = TensorProto.FLOAT

@@ -32,10 +32,14 @@ from .modules import (
     Flatten,
     GlobalAvgPool,
     GlobalMaxPool,
+    KerasReLU,
     Lambda,
     MaxPool2d,
     MinPool2d,
+    PReLU,
     Rescale,
+    Softmax,
+    SoftmaxOver,
     SumPool2d,
     ZeroPad,
 )
@@ -192,3 +196,45 @@ def _cropping(layer: spec_layers.Cropping2D, site: Site) -> TorchLayer:
     (top, bottom), (left, right) = layer.cropping
     height, width = site.input_shape[0] - bottom, site.input_shape[1] - right
     return TorchLayer([Lambda(lambda x: x[:, :, top:height, left:width], f"cropping={layer.cropping}")])
+
+
+@BUILDERS.builds("relu")
+def _relu(layer: spec_layers.ReLU, site: Site) -> TorchLayer:
+    return TorchLayer([KerasReLU(layer.max_value, layer.negative_slope, layer.threshold)])
+
+
+@BUILDERS.builds("leaky_relu")
+def _leaky_relu(layer: spec_layers.LeakyReLU, site: Site) -> TorchLayer:
+    return TorchLayer([nn.LeakyReLU(layer.negative_slope)])
+
+
+@BUILDERS.builds("elu")
+def _elu(layer: spec_layers.ELU, site: Site) -> TorchLayer:
+    return TorchLayer([nn.ELU(alpha=layer.alpha)])
+
+
+@BUILDERS.builds("prelu")
+def _prelu(layer: spec_layers.PReLU, site: Site) -> TorchLayer:
+    shape = layer.variables(site.input_shape)["alpha"]
+    image = len(shape) == 3  # (H, W, C) in Keras, (C, H, W) beside NCHW activations
+    module = PReLU((shape[2], shape[0], shape[1]) if image else shape)
+    to_torch, to_keras = (_chw, _hwc) if image else (_same, _same)
+    return TorchLayer([module], {"alpha": Param(0, "alpha", to_torch, to_keras)})
+
+
+def _chw(array: np.ndarray) -> np.ndarray:
+    return array.transpose(2, 0, 1)
+
+
+def _hwc(array: np.ndarray) -> np.ndarray:
+    return array.transpose(1, 2, 0)
+
+
+# a spec axis, 0-based in (H, W, C), as an NCHW dimension; a flat input's features are dimension 1
+NCHW_DIMS = {3: {0: 2, 1: 3, 2: 1}, 1: {0: 1}}
+
+
+@BUILDERS.builds("softmax")
+def _softmax(layer: spec_layers.Softmax, site: Site) -> TorchLayer:
+    dim = NCHW_DIMS[len(site.input_shape)][layer.spatial_axis(site.input_shape)]
+    return TorchLayer([Softmax() if dim == 1 else SoftmaxOver(dim)])

@@ -52,6 +52,10 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "swish": nn.SiLU,
     "gelu": lambda: nn.GELU(approximate="none"),
     "leaky_relu": lambda: nn.LeakyReLU(LEAKY_RELU_SLOPE),
+    "relu6": nn.ReLU6,
+    "hard_sigmoid": nn.Hardsigmoid,  # relu6(x + 3) / 6, Keras 3's
+    "hard_silu": nn.Hardswish,  # x * hard_sigmoid(x)
+    "mish": nn.Mish,  # x * tanh(softplus(x))
 }
 
 
@@ -371,3 +375,46 @@ class ConcatenateChannels(nn.Module):
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat(xs, dim=1)
+
+
+class KerasReLU(nn.Module):
+    """Keras's ``activations.relu`` with its arguments, term for term (keras/src/activations/activations.py)."""
+
+    def __init__(self, max_value: float | None, negative_slope: float, threshold: float):
+        super().__init__()
+        self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        slope, threshold, top = self.negative_slope, self.threshold, self.max_value
+        if slope and top is None and not threshold:
+            return F.leaky_relu(x, slope)
+        negative = F.relu(threshold - x) if threshold else F.relu(-x)
+        y = x * (x > threshold).to(x.dtype) if threshold else F.relu(x)
+        if top is not None:
+            y = y.clamp(0.0, top)
+        return y - slope * negative if slope else y
+
+    def extra_repr(self) -> str:
+        return f"max_value={self.max_value}, negative_slope={self.negative_slope}, threshold={self.threshold}"
+
+
+class PReLU(nn.Module):
+    """Keras PReLU: ``relu(x) - alpha * relu(-x)``; ``alpha`` is stored channels first, as the activations are."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x) - self.alpha * F.relu(-x)
+
+
+class SoftmaxOver(nn.Module):
+    """Softmax over one NCHW dimension that is not the channels' (Keras's Softmax with another axis)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(x, dim=self.dim)

@@ -2,12 +2,13 @@
 
 To add a type: a ``LayerSpec`` subclass decorated with ``@register_layer`` in the
 module of its family (or a new module imported here), one builder per backend, and
-its cases in ``tests/layer_cases.py``; CONTRIBUTING.md has the list.
+its cases in ``tests/layers/cases.py``; CONTRIBUTING.md has the list.
 """
 
 from __future__ import annotations
 
-from . import augmentation, conv, core, merge, normalization, pooling, preprocessing, reshaping
+from . import activations, augmentation, conv, core, merge, normalization, pooling, preprocessing, reshaping
+from .activations import *  # noqa: F403
 from .augmentation import *  # noqa: F403
 from .base import LayerSpec, WindowedLayer
 from .conv import *  # noqa: F403
@@ -21,6 +22,7 @@ from .reshaping import *  # noqa: F403
 __all__ = [
     "LayerSpec",
     "WindowedLayer",
+    *activations.__all__,
     *augmentation.__all__,
     *conv.__all__,
     *core.__all__,

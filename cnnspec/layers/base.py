@@ -75,6 +75,12 @@ class LayerSpec(SpecModel):
             return "glorot_uniform"
         return "ones" if variable in ("gamma", "moving_variance") else "zeros"
 
+    def final_activation(self) -> str | None:
+        """The activation this layer ends in, by name (its ``activation`` field by default): a final softmax or
+        sigmoid's input is what Keras's cross-entropy reads as logits."""
+        activation = getattr(self, "activation", None)
+        return activation if isinstance(activation, str) else None
+
     def filter_variable(self) -> str | None:
         """The canonical variable holding its spatial filters (kh, kw, in, out-or-multiplier), for pictures."""
         return next(

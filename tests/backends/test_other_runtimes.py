@@ -363,3 +363,27 @@ def test_opencv_fuses_batch_norm_across_an_activation_reproducer():
     initializers = [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in constants.items()]
     model = _graph(nodes, initializers, [1, 2, 3, 3], [1, 2, 3, 3])
     _assert_same_as_onnxruntime("opencv", model, rng.normal(size=(1, 2, 3, 3)).astype(np.float32))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=runners.RuntimeFailed,
+    reason="OpenCV DNN bug (5.0.0): a PRelu after a Conv is fused into it as an activation that must have one "
+    "slope per channel, so a slope per position (Keras's PReLU without shared_axes) fails an assertion "
+    "('activParams.size() == K'); graph.py writes PReLU as relu(x) - alpha * relu(-x)",
+)
+def test_opencv_fuses_prelu_into_a_convolution_reproducer():
+    pytest.importorskip("cv2", reason=f"opencv is not installed; {INSTALL}")
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(2)
+    nodes = [
+        helper.make_node("Conv", ["input", "kernel"], ["conv"], kernel_shape=[1, 1]),
+        helper.make_node("PRelu", ["conv", "slope"], ["output"]),
+    ]
+    initializers = [
+        numpy_helper.from_array(rng.normal(size=(2, 2, 1, 1)).astype(np.float32), "kernel"),
+        numpy_helper.from_array(rng.uniform(0.1, 0.5, (2, 3, 3)).astype(np.float32), "slope"),
+    ]
+    model = _graph(nodes, initializers, [1, 2, 3, 3], [1, 2, 3, 3])
+    _assert_same_as_onnxruntime("opencv", model, rng.normal(size=(1, 2, 3, 3)).astype(np.float32))

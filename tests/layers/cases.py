@@ -58,6 +58,24 @@ LAYER_CASES: dict[str, list[tuple[dict, tuple[int, ...]]]] = {
         ({"type": "cropping2d", "cropping": 1}, (5, 6, 2)),
         ({"type": "cropping2d", "cropping": [[0, 3], [2, 1]]}, (7, 5, 3)),
     ],
+    "relu": [
+        ({"type": "relu"}, (4, 5, 2)),
+        ({"type": "relu", "max_value": 6.0}, (5,)),
+        ({"type": "relu", "max_value": 1.5, "negative_slope": 0.1, "threshold": 0.25}, (3, 4, 3)),
+        ({"type": "relu", "negative_slope": 0.2}, (4, 3, 2)),
+    ],
+    "leaky_relu": [({"type": "leaky_relu"}, (4, 5, 2)), ({"type": "leaky_relu", "negative_slope": 0.05}, (6,))],
+    "prelu": [
+        ({"type": "prelu"}, (4, 5, 2)),
+        ({"type": "prelu", "shared_axes": [1, 2]}, (5, 3, 4)),
+        ({"type": "prelu"}, (7,)),
+    ],
+    "elu": [({"type": "elu"}, (4, 5, 2)), ({"type": "elu", "alpha": 0.5}, (6,))],
+    "softmax": [
+        ({"type": "softmax"}, (4, 5, 3)),
+        ({"type": "softmax", "axis": 2}, (4, 5, 3)),
+        ({"type": "softmax", "axis": -1}, (6,)),
+    ],
     # random augmentation: the identity at inference, where parity compares (tests/backends/test_augmentation.py
     # checks training against Keras)
     "random_flip": [({"type": "random_flip"}, (5, 6, 2)), ({"type": "random_flip", "mode": "vertical"}, (4, 4, 1))],
