@@ -46,6 +46,15 @@ _PAIR_SCHEMA = {
     ]
 }
 Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_as_pair), WithJsonSchema(_PAIR_SCHEMA)]
+_NON_NEGATIVE_PAIR_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2},
+    ]
+}
+NonNegativePair = Annotated[
+    tuple[NonNegativeInt, NonNegativeInt], BeforeValidator(_as_pair), WithJsonSchema(_NON_NEGATIVE_PAIR_SCHEMA)
+]
 
 
 def _lower(value: Any) -> Any:

@@ -46,3 +46,8 @@ def dense_to_out_in(kernel: np.ndarray) -> np.ndarray:
 def out_in_to_dense(weight: np.ndarray) -> np.ndarray:
     """(out, in) -> a Dense kernel (in, out)."""
     return weight.T
+
+
+# A Conv2DTranspose kernel (kh, kw, filters, in) -> a transposed convolution's (in, filters, kh, kw) (torch's
+# ConvTranspose2d weight, ONNX ConvTranspose's W): the same axes as a convolution's.
+conv_transpose_to_iohw, iohw_to_conv_transpose = conv_to_oihw, oihw_to_conv

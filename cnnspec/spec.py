@@ -156,7 +156,12 @@ class ModelSpec(SpecModel):
         layers, previous = [], INPUT
         for layer in data["layers"]:
             default = layer.get("inputs") == [previous]
-            kept = {k: v for k, v in layer.items() if k not in ("type", "name") and v is not None}
+            added = LAYER_CLASSES[layer["type"]].added_fields
+            kept = {
+                k: v
+                for k, v in layer.items()
+                if k not in ("type", "name") and v is not None and not (k in added and v == _json_default(layer, k))
+            }
             layers.append(
                 {"type": layer["type"], "name": layer["name"]}
                 | ({k: v for k, v in kept.items() if k != "inputs"} if default else kept)
@@ -168,6 +173,12 @@ class ModelSpec(SpecModel):
     @property
     def num_classes(self) -> int:
         return self.summary().output_shape[0]
+
+
+def _json_default(layer: dict[str, Any], field: str) -> Any:
+    """A field's default as ``model_dump(mode="json")`` writes it (tuples as lists)."""
+    default = LAYER_CLASSES[layer["type"]].model_fields[field].default
+    return [list(v) if isinstance(v, tuple) else v for v in default] if isinstance(default, tuple) else default
 
 
 def _without_default_inputs(item: Any, before: Any) -> Any:

@@ -144,6 +144,25 @@ class ExplicitWindowSeparableConv2D(_ExplicitWindow, layers.SeparableConv2D):
         return self.activation(outputs) if self.activation is not None else outputs
 
 
+@keras.saving.register_keras_serializable(package="cnnspec")
+class DilatedKernelConv2DTranspose(layers.Conv2DTranspose):
+    """Keras Conv2DTranspose with ``dilation_rate`` > 1 computed as the same layer with its kernel dilated by hand
+    (zeros between the taps) and a dilation of 1: the same sums, and the same output size and padding (both depend
+    on the dilated span). TensorFlow's stock CPU kernels refuse a dilated transposed convolution ("do not yet
+    support dilation rates larger than 1"), and they run wherever oneDNN is off."""
+
+    def call(self, inputs):
+        (kh, kw), (dh, dw) = self.kernel_size, self.dilation_rate
+        out, channels = self.filters, inputs.shape[-1]
+        spread = ops.pad(ops.reshape(self.kernel, (kh, 1, kw, 1, out, channels)),
+                         [[0, 0], [0, dh - 1], [0, 0], [0, dw - 1], [0, 0], [0, 0]])  # fmt: skip
+        kernel = ops.reshape(spread, (kh * dh, kw * dw, out, channels))[: (kh - 1) * dh + 1, : (kw - 1) * dw + 1]
+        y = ops.conv_transpose(inputs, kernel, list(self.strides), self.padding, self.output_padding, "channels_last")
+        if self.use_bias:
+            y = ops.add(y, ops.reshape(self.bias, (1, 1, 1, -1)))
+        return self.activation(y) if self.activation is not None else y
+
+
 def _needs_explicit_window(layer: Any, shape: tuple, depthwise: bool) -> bool:
     """Whether TensorFlow needs the window by hand: a single-column stride (every conv) or unequal strides
     left after that (depthwise kernels only)."""
@@ -165,7 +184,7 @@ def from_spec(layer: Any, keras_class: Any = None, **extra: Any) -> layers.Layer
 @BUILDERS.builds(
     "add", "concatenate", "global_avg_pool2d", "global_max_pool2d", "batch_norm", "flatten", "rescaling",
     "zero_padding2d", "dense", "activation", "max_pool2d", "avg_pool2d", "cropping2d", "relu", "leaky_relu", "elu",
-    "softmax", "prelu",
+    "softmax", "prelu", "up_sampling2d", "reshape",
 )  # fmt: skip
 def _keras_own(layer: Any, site: Site) -> layers.Layer:
     return from_spec(layer)
@@ -189,6 +208,11 @@ def _conv(layer: spec_layers.Conv2D, site: Site) -> layers.Layer:
     return from_spec(layer, SingleWindowConv2D if explicit else None)
 
 
+@BUILDERS.builds("conv2d_transpose")
+def _conv_transpose(layer: spec_layers.Conv2DTranspose, site: Site) -> layers.Layer:
+    return from_spec(layer, DilatedKernelConv2DTranspose if max(layer.dilation_rate) > 1 else None)
+
+
 @BUILDERS.builds("depthwise_conv2d")
 def _depthwise_conv(layer: spec_layers.DepthwiseConv2D, site: Site) -> layers.Layer:
     explicit = _needs_explicit_window(layer, site.input_shape, depthwise=True)
@@ -203,6 +227,7 @@ def _separable_conv(layer: spec_layers.SeparableConv2D, site: Site) -> layers.La
 
 __all__ = [
     "BUILDERS",
+    "DilatedKernelConv2DTranspose",
     "ExplicitWindowDepthwiseConv2D",
     "ExplicitWindowSeparableConv2D",
     "MinPooling2D",

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from cnnspec import layers as spec_layers
 from cnnspec.layers import WindowedLayer
-from cnnspec.layouts import conv_to_oihw, dense_to_out_in, depthwise_to_grouped
+from cnnspec.layouts import conv_to_oihw, conv_transpose_to_iohw, dense_to_out_in, depthwise_to_grouped
 from cnnspec.numerics import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
 from cnnspec.registry import BuilderTable, Site
 from cnnspec.weights import Weights
@@ -197,7 +197,9 @@ def _bias(layer: Any) -> str | None:
 def _conv(layer: spec_layers.Conv2D, site: Site) -> str:
     g, x, shape = site.graph, site.x, site.input_shape
     kernel = (f"{layer.name}/kernel", conv_to_oihw(g.weights[f"{layer.name}/kernel"]))
-    return _then_activation(g, layer, lambda out: _convolve(g, layer, x, shape, kernel, _bias(layer), out))
+    return _then_activation(
+        g, layer, lambda out: _convolve(g, layer, x, shape, kernel, _bias(layer), out, group=layer.groups)
+    )
 
 
 @BUILDERS.builds("depthwise_conv2d")
@@ -292,6 +294,8 @@ _GLOBAL_OPS = {"global_avg_pool2d": "GlobalAveragePool", "global_max_pool2d": "G
 @BUILDERS.builds(*_GLOBAL_OPS)
 def _global_pool(layer: Any, site: Site) -> str:
     g, x = site.graph, site.x
+    if layer.keepdims:  # (N, C, 1, 1): the NCHW form of (1, 1, C)
+        return g.node(_GLOBAL_OPS[layer.type], [x], layer.name)
     return g.node("Flatten", [g.node(_GLOBAL_OPS[layer.type], [x], f"{layer.name}/pool")], layer.name, axis=1)
 
 
@@ -422,6 +426,62 @@ def _prelu(layer: spec_layers.PReLU, site: Site) -> str:
 def _softmax(layer: spec_layers.Softmax, site: Site) -> str:
     nchw = {3: {0: 2, 1: 3, 2: 1}, 1: {0: 1}}[len(site.input_shape)]  # a spec axis as an NCHW axis
     return site.graph.node("Softmax", [site.x], layer.name, axis=nchw[layer.spatial_axis(site.input_shape)])
+
+
+@BUILDERS.builds("conv2d_transpose")
+def _conv_transpose(layer: spec_layers.Conv2DTranspose, site: Site) -> str:
+    """ConvTranspose: its pads crop the full transposed convolution to Keras's output, its output_padding adds the
+    cells at the end where the full one is shorter (the spec class's ``crops``)."""
+    g = site.graph
+    (top, rows), (left, columns) = layer.crops(site.input_shape)
+    attrs = {
+        "kernel_shape": list(layer.kernel_size), "strides": list(layer.strides), "dilations": list(layer.dilation_rate),
+        "pads": [top, left, max(-rows, 0), max(-columns, 0)], "output_padding": [max(rows, 0), max(columns, 0)],
+    }  # fmt: skip
+    inputs = [site.x, g.constant(f"{layer.name}/kernel", conv_transpose_to_iohw(g.weights[f"{layer.name}/kernel"]))]
+    if layer.use_bias:
+        inputs.append(g.constant(f"{layer.name}/bias", g.weights[f"{layer.name}/bias"]))
+    return _then_activation(g, layer, lambda out: g.node("ConvTranspose", inputs, out, **attrs))
+
+
+def _bilinear(g: Graph, x: str, height: int, size: tuple[int, int], name: str) -> str:
+    """Resize (linear, half-pixel). An image one row high is resized with its rows and columns swapped:
+    OpenCV's DNN (5.0) reads past the end of a one-row input (tests/backends/test_other_runtimes.py keeps the
+    reproducer), and the same interpolation of the transposed image is the same arithmetic."""
+    if height != 1:
+        scales = g.constant(f"{name}/scales", np.array([1.0, 1.0, *size]))
+        return g.node("Resize", [x, "", scales], name, mode="linear", coordinate_transformation_mode="half_pixel")
+    swapped = g.node("Transpose", [x], f"{name}/swapped", perm=[0, 1, 3, 2])
+    scales = g.constant(f"{name}/scales", np.array([1.0, 1.0, size[1], size[0]]))
+    resized = g.node("Resize", [swapped, "", scales], f"{name}/resized", mode="linear",
+                     coordinate_transformation_mode="half_pixel")  # fmt: skip
+    return g.node("Transpose", [resized], name, perm=[0, 1, 3, 2])
+
+
+@BUILDERS.builds("up_sampling2d")
+def _up_sampling(layer: spec_layers.UpSampling2D, site: Site) -> str:
+    g, name, (rows, columns) = site.graph, layer.name, layer.size
+    if layer.interpolation == "bilinear":  # half-pixel centres, as tf.image.resize
+        return _bilinear(g, site.x, site.input_shape[0], (rows, columns), name)
+    # nearest: each cell repeated, exactly (a Resize's nearest rounding differs between runtimes at some factors)
+    height, width, channels = site.input_shape
+    spread = g.node("Unsqueeze", [site.x, g.constant(f"{name}/axes", np.array([3, 5]), np.int64)], f"{name}/spread")
+    repeats = g.constant(f"{name}/repeats", np.array([1, 1, 1, rows, 1, columns]), np.int64)
+    tiled = g.node("Expand", [spread, repeats], f"{name}/tiled")
+    shape = g.constant(f"{name}/shape", np.array([0, channels, height * rows, width * columns]), np.int64)
+    return g.node("Reshape", [tiled, shape], name)
+
+
+@BUILDERS.builds("reshape")
+def _reshape(layer: spec_layers.Reshape, site: Site) -> str:
+    g, x, target = site.graph, site.x, layer.output_shape(site.input_shape)
+    if len(site.input_shape) == 3:  # channels-last order, as Keras reads the values
+        x = g.node("Transpose", [x], f"{layer.name}/nhwc", perm=[0, 2, 3, 1])
+    shape = g.constant(f"{layer.name}/shape", np.array([-1, *target]), np.int64)
+    if len(target) == 1:
+        return g.node("Reshape", [x, shape], layer.name)
+    laid_out = g.node("Reshape", [x, shape], f"{layer.name}/nhwc_out")
+    return g.node("Transpose", [laid_out], layer.name, perm=[0, 3, 1, 2])
 
 
 FLOAT = TensorProto.FLOAT

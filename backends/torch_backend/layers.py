@@ -14,9 +14,11 @@ from torch import nn
 from cnnspec import layers as spec_layers
 from cnnspec.layouts import (
     conv_to_oihw,
+    conv_transpose_to_iohw,
     dense_to_out_in,
     depthwise_to_grouped,
     grouped_to_depthwise,
+    iohw_to_conv_transpose,
     oihw_to_conv,
     out_in_to_dense,
 )
@@ -29,6 +31,7 @@ from .modules import (
     BatchNorm,
     ConcatenateChannels,
     Conv2d,
+    ConvTranspose2d,
     Flatten,
     GlobalAvgPool,
     GlobalMaxPool,
@@ -38,9 +41,11 @@ from .modules import (
     MinPool2d,
     PReLU,
     Rescale,
+    ReshapeChannelsLast,
     Softmax,
     SoftmaxOver,
     SumPool2d,
+    UpSample,
     ZeroPad,
 )
 
@@ -90,7 +95,7 @@ _BATCH_NORM_PARAMS = {
 
 @BUILDERS.builds("conv2d")
 def _conv(layer: spec_layers.Conv2D, site: Site) -> TorchLayer:
-    conv = Conv2d(layer, site.input_shape, layer.filters, bias=layer.use_bias)
+    conv = Conv2d(layer, site.input_shape, layer.filters, groups=layer.groups, bias=layer.use_bias)
     return TorchLayer(_with_activation(conv, layer.activation), _CONV_PARAMS)
 
 
@@ -168,12 +173,12 @@ def _concatenate(layer: spec_layers.Concatenate, site: Site) -> TorchLayer:
 
 @BUILDERS.builds("global_avg_pool2d")
 def _global_avg_pool(layer: spec_layers.GlobalAvgPool2D, site: Site) -> TorchLayer:
-    return TorchLayer([GlobalAvgPool()])
+    return TorchLayer([GlobalAvgPool(layer.keepdims)])
 
 
 @BUILDERS.builds("global_max_pool2d")
 def _global_max_pool(layer: spec_layers.GlobalMaxPool2D, site: Site) -> TorchLayer:
-    return TorchLayer([GlobalMaxPool()])
+    return TorchLayer([GlobalMaxPool(layer.keepdims)])
 
 
 @BUILDERS.builds("dropout")
@@ -238,3 +243,19 @@ NCHW_DIMS = {3: {0: 2, 1: 3, 2: 1}, 1: {0: 1}}
 def _softmax(layer: spec_layers.Softmax, site: Site) -> TorchLayer:
     dim = NCHW_DIMS[len(site.input_shape)][layer.spatial_axis(site.input_shape)]
     return TorchLayer([Softmax() if dim == 1 else SoftmaxOver(dim)])
+
+
+@BUILDERS.builds("conv2d_transpose")
+def _conv_transpose(layer: spec_layers.Conv2DTranspose, site: Site) -> TorchLayer:
+    params = {"kernel": Param(0, "weight", conv_transpose_to_iohw, iohw_to_conv_transpose), "bias": Param(0, "bias")}
+    return TorchLayer(_with_activation(ConvTranspose2d(layer, site.input_shape), layer.activation), params)
+
+
+@BUILDERS.builds("up_sampling2d")
+def _up_sampling(layer: spec_layers.UpSampling2D, site: Site) -> TorchLayer:
+    return TorchLayer([UpSample(layer.size, layer.interpolation)])
+
+
+@BUILDERS.builds("reshape")
+def _reshape(layer: spec_layers.Reshape, site: Site) -> TorchLayer:
+    return TorchLayer([ReshapeChannelsLast(layer.output_shape(site.input_shape))])

@@ -328,13 +328,17 @@ class Flatten(nn.Module):
 
 
 class GlobalAvgPool(nn.Module):
+    def __init__(self, keepdims: bool = False):
+        super().__init__()
+        self.keepdims = keepdims
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=(2, 3))
+        return x.mean(dim=(2, 3), keepdim=self.keepdims)
 
 
-class GlobalMaxPool(nn.Module):
+class GlobalMaxPool(GlobalAvgPool):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.amax(dim=(2, 3))
+        return x.amax(dim=(2, 3), keepdim=self.keepdims)
 
 
 class Rescale(nn.Module):
@@ -418,3 +422,53 @@ class SoftmaxOver(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(x, dim=self.dim)
+
+
+class ConvTranspose2d(nn.ConvTranspose2d):
+    """Keras Conv2DTranspose: the full transposed convolution, then cropped (or zero-extended at the end) to
+    Keras's output size by the spec class's ``crops``."""
+
+    def __init__(self, layer: Any, input_shape: tuple[int, ...]):
+        super().__init__(
+            input_shape[2], layer.filters, tuple(layer.kernel_size), stride=tuple(layer.strides),
+            dilation=tuple(layer.dilation_rate), bias=layer.use_bias,
+        )  # fmt: skip
+        self.crops = layer.crops(input_shape)  # ((top, bottom change), (left, right change))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.conv_transpose2d(x, self.weight, None, self.stride, 0, 0, 1, self.dilation)
+        (top, rows), (left, columns) = self.crops
+        y = y[:, :, top : y.shape[2] + min(rows, 0), left : y.shape[3] + min(columns, 0)]
+        if rows > 0 or columns > 0:
+            y = F.pad(y, (0, max(columns, 0), 0, max(rows, 0)))
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+
+class UpSample(nn.Module):
+    """Keras UpSampling2D: ``nearest`` repeats each row and column (exact at every factor: torch's nearest
+    interpolation reads the wrong source cell at some, 41 and 47 among them); ``bilinear`` is half-pixel
+    interpolation, as tf.image.resize."""
+
+    def __init__(self, size: tuple[int, int], interpolation: str):
+        super().__init__()
+        self.size, self.interpolation = size, interpolation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.interpolation == "nearest":
+            return x.repeat_interleave(self.size[0], dim=2).repeat_interleave(self.size[1], dim=3)
+        out = (x.shape[2] * self.size[0], x.shape[3] * self.size[1])
+        return F.interpolate(x, size=out, mode="bilinear", align_corners=False)
+
+
+class ReshapeChannelsLast(nn.Module):
+    """Keras Reshape: the example's values in channels-last order, laid out as ``target`` (then NCHW again)."""
+
+    def __init__(self, target: tuple[int, ...]):
+        super().__init__()
+        self.target = target
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            x = x.permute(0, 2, 3, 1)
+        y = x.reshape(x.shape[0], *self.target)
+        return y.permute(0, 3, 1, 2) if y.dim() == 4 else y

@@ -32,6 +32,9 @@ class LayerSpec(SpecModel):
     merges: ClassVar[bool] = False  # reads two or more inputs (add, concatenate): its shape rule is merge_shape
     # draws random numbers in training, each framework from its own generator: where and how that is tested
     draws_in_training: ClassVar[str] = ""
+    # fields added to the type after specs were written without them: left out of the canonical form (and so of
+    # the digest weights files carry) while at their default, so those specs and weights keep theirs
+    added_fields: ClassVar[frozenset[str]] = frozenset()
     # -- its Keras side (cnnspec/layers/keras_config.py reads and writes configs from these) --
     keras_classes: ClassVar[tuple[str, ...]] = ()  # more Keras classes meaning this type (cnnspec's own variants)
     # Keras arguments without a field: the values a spec can express (the first is Keras's default)

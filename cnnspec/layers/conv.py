@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import model_validator
 
-from ..fields import ActivationName, Bool, Padding, Pair, PositiveInt, Regularizer
+from ..fields import ActivationName, Bool, NonNegativePair, Padding, Pair, PositiveInt, Regularizer
 from ..registry import register_layer
-from ..shapes import Shape
+from ..shapes import Shape, ShapeViolation
 from .base import CHANNELS_LAST, WindowedLayer
 
-__all__ = ["Conv2D", "DepthwiseConv2D", "SeparableConv2D"]
+__all__ = ["Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"]
 
 
 class _Convolution(WindowedLayer):
@@ -23,7 +23,6 @@ class _Convolution(WindowedLayer):
     # what Keras adds around a convolution that a spec cannot say (groups: one, for now)
     keras_fixed = {
         **CHANNELS_LAST,
-        "groups": (1,),
         **dict.fromkeys(
             ["kernel_constraint", "bias_constraint", "depthwise_constraint", "pointwise_constraint"], (None,)
         ),
@@ -67,22 +66,33 @@ class Conv2D(_Convolution):
 
     keras_class = "Conv2D"
     keras_classes = ("SingleWindowConv2D",)  # the Keras backend's, for narrow geometries TensorFlow computes wrongly
+    added_fields = frozenset({"groups"})
     type: Literal["conv2d"] = "conv2d"
     filters: PositiveInt
     kernel_size: Pair
     strides: Pair = (1, 1)
     padding: Padding = "valid"
     dilation_rate: Pair = (1, 1)
+    groups: PositiveInt = 1
     activation: ActivationName = "linear"
     use_bias: Bool = True
     kernel_regularizer: Regularizer | None = None
     bias_regularizer: Regularizer | None = None
 
     def output_shape(self, input_shape: Shape) -> Shape:
+        channels = input_shape[-1] if len(input_shape) == 3 else None
+        if channels is not None and (channels % self.groups or self.filters % self.groups):
+            raise ShapeViolation(
+                f"groups {self.groups} must divide the input's {channels} channels and the {self.filters} filters",
+                "groups",
+                "groups_divide",
+                self.groups,
+            )
         return (*self.spatial_output(input_shape), self.filters)
 
     def variables(self, input_shape: Shape) -> dict[str, Shape]:
-        return self._with_bias({"kernel": (*self.kernel_size, input_shape[-1], self.filters)}, self.filters)
+        kernel = (*self.kernel_size, input_shape[-1] // self.groups, self.filters)
+        return self._with_bias({"kernel": kernel}, self.filters)
 
     def regularizers(self) -> dict[str, Regularizer]:
         return self._regularized(kernel=self.kernel_regularizer)
@@ -155,3 +165,73 @@ class SeparableConv2D(_Convolution):
         return self._regularized(
             depthwise_kernel=self.depthwise_regularizer, pointwise_kernel=self.pointwise_regularizer
         )
+
+
+def transposed_length(size: int, kernel: int, stride: int, dilation: int, padding: str, extra: int | None) -> int:
+    """Keras's ``deconv_output_length``: the output size of a transposed convolution along one axis."""
+    span = (kernel - 1) * dilation + 1
+    if extra is None:
+        return size * stride + max(span - stride, 0) if padding == "valid" else size * stride
+    pad = span // 2 if padding == "same" else 0
+    return (size - 1) * stride + span - 2 * pad + extra
+
+
+@register_layer
+class Conv2DTranspose(_Convolution):
+    """Keras ``Conv2DTranspose``: the gradient of a convolution, as TensorFlow computes it for Keras's output size
+    (``transposed_length``): the full transposed convolution, cropped by the padding TensorFlow would give a
+    convolution of that output (and zero-extended where the full one is shorter). Its kernel is
+    (kh, kw, filters, in), as Keras stores it."""
+
+    keras_class = "Conv2DTranspose"
+    keras_classes = ("DilatedKernelConv2DTranspose",)  # the Keras backend's, where TensorFlow refuses a dilation
+    type: Literal["conv2d_transpose"] = "conv2d_transpose"
+    filters: PositiveInt
+    kernel_size: Pair
+    strides: Pair = (1, 1)
+    padding: Padding = "valid"
+    output_padding: NonNegativePair | None = None
+    dilation_rate: Pair = (1, 1)
+    activation: ActivationName = "linear"
+    use_bias: Bool = True
+    kernel_regularizer: Regularizer | None = None
+    bias_regularizer: Regularizer | None = None
+
+    @model_validator(mode="after")
+    def _output_padding_below_the_strides(self) -> Conv2DTranspose:
+        # Keras refuses it ("Strides must be greater than output padding")
+        if self.output_padding is not None and any(p >= s for p, s in zip(self.output_padding, self.strides)):
+            raise ValueError(
+                f"output_padding {list(self.output_padding)} must be less than strides {list(self.strides)}"
+            )
+        return self
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        from .base import needs_image
+
+        needs_image(self, input_shape)
+        extras = self.output_padding or (None, None)
+        sizes = [
+            transposed_length(input_shape[axis], self.kernel_size[axis], self.strides[axis],
+                              self.dilation_rate[axis], self.padding, extras[axis])
+            for axis in range(2)
+        ]  # fmt: skip
+        return (sizes[0], sizes[1], self.filters)
+
+    def crops(self, input_shape: Shape) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Per axis (height, width): (cells cut from the start of the full transposed convolution, cells added
+        (positive) or cut (negative) at its end) to give Keras's output."""
+        out = self.output_shape(input_shape)
+        crops = []
+        for axis in range(2):
+            span = (self.kernel_size[axis] - 1) * self.dilation_rate[axis] + 1
+            full = (input_shape[axis] - 1) * self.strides[axis] + span
+            before = max(full - out[axis], 0) // 2 if self.padding == "same" else 0
+            crops.append((before, out[axis] + before - full))
+        return crops[0], crops[1]
+
+    def variables(self, input_shape: Shape) -> dict[str, Shape]:
+        return self._with_bias({"kernel": (*self.kernel_size, self.filters, input_shape[-1])}, self.filters)
+
+    def regularizers(self) -> dict[str, Regularizer]:
+        return self._regularized(kernel=self.kernel_regularizer)

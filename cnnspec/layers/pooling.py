@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ..fields import Padding, Pair
+from ..fields import Bool, Padding, Pair
 from ..registry import register_layer
 from ..shapes import Shape
 from .base import CHANNELS_LAST, LayerSpec, WindowedLayer, needs_image
@@ -81,11 +81,13 @@ class SumPool2D(Pool2D):
 class GlobalPool2D(LayerSpec):
     """(H, W, C) -> (C,)."""
 
-    keras_fixed = {**CHANNELS_LAST, "keepdims": (False,)}
+    keras_fixed = CHANNELS_LAST
+    added_fields = frozenset({"keepdims"})
+    keepdims: Bool = False  # (1, 1, C), as squeeze-and-excitation blocks keep it
 
     def output_shape(self, input_shape: Shape) -> Shape:
         needs_image(self, input_shape)
-        return (input_shape[2],)
+        return (1, 1, input_shape[2]) if self.keepdims else (input_shape[2],)
 
 
 @register_layer

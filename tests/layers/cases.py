@@ -13,6 +13,7 @@ from __future__ import annotations
 LAYER_CASES: dict[str, list[tuple[dict, tuple[int, ...]]]] = {
     "conv2d": [
         ({"type": "conv2d", "filters": 3, "kernel_size": [2, 3], "strides": 2, "padding": "same"}, (7, 9, 2)),
+        ({"type": "conv2d", "filters": 6, "kernel_size": 3, "groups": 3, "padding": "same"}, (5, 6, 3)),
         ({"type": "conv2d", "filters": 2, "kernel_size": 3, "dilation_rate": 2, "activation": "relu"}, (9, 8, 3)),
         ({"type": "conv2d", "filters": 4, "kernel_size": 1, "use_bias": False}, (5, 5, 2)),
     ],
@@ -53,6 +54,41 @@ LAYER_CASES: dict[str, list[tuple[dict, tuple[int, ...]]]] = {
         ({"type": "zero_padding2d"}, (4, 5, 2)),
         ({"type": "zero_padding2d", "padding": [2, 0]}, (3, 3, 1)),
         ({"type": "zero_padding2d", "padding": [[0, 3], [1, 2]]}, (5, 4, 2)),
+    ],
+    "conv2d_transpose": [
+        ({"type": "conv2d_transpose", "filters": 3, "kernel_size": 3, "strides": 2, "padding": "same"}, (4, 5, 2)),
+        ({"type": "conv2d_transpose", "filters": 2, "kernel_size": [2, 3], "strides": [3, 2]}, (3, 4, 3)),
+        (
+            {
+                "type": "conv2d_transpose",
+                "filters": 2,
+                "kernel_size": 3,
+                "strides": 2,
+                "output_padding": 1,
+                "padding": "same",
+                "activation": "relu",
+            },
+            (3, 3, 2),
+        ),
+        (
+            {"type": "conv2d_transpose", "filters": 4, "kernel_size": 3, "dilation_rate": 2, "use_bias": False},
+            (4, 4, 2),
+        ),
+        (
+            {"type": "conv2d_transpose", "filters": 2, "kernel_size": 4, "strides": 2, "output_padding": [1, 0]},
+            (3, 2, 2),
+        ),
+    ],
+    "up_sampling2d": [
+        ({"type": "up_sampling2d"}, (3, 4, 2)),
+        ({"type": "up_sampling2d", "size": [3, 2], "interpolation": "bilinear"}, (4, 3, 2)),
+        ({"type": "up_sampling2d", "size": [2, 3], "interpolation": "bilinear"}, (1, 5, 2)),
+        ({"type": "up_sampling2d", "size": [41, 1]}, (2, 3, 1)),
+    ],
+    "reshape": [
+        ({"type": "reshape", "target_shape": [1, 1, -1]}, (6,)),
+        ({"type": "reshape", "target_shape": [-1]}, (3, 4, 2)),
+        ({"type": "reshape", "target_shape": [2, 6, 2]}, (3, 4, 2)),
     ],
     "cropping2d": [
         ({"type": "cropping2d", "cropping": 1}, (5, 6, 2)),
@@ -111,8 +147,14 @@ LAYER_CASES: dict[str, list[tuple[dict, tuple[int, ...]]]] = {
     "avg_pool2d": [({"type": "avg_pool2d", "pool_size": [2, 3], "strides": [1, 2], "padding": "same"}, (7, 8, 2))],
     "min_pool2d": [({"type": "min_pool2d", "pool_size": 3, "strides": 2, "padding": "same"}, (8, 7, 2))],
     "sum_pool2d": [({"type": "sum_pool2d", "pool_size": [2, 3], "strides": [1, 2], "padding": "same"}, (7, 8, 2))],
-    "global_avg_pool2d": [({"type": "global_avg_pool2d"}, (5, 6, 3))],
-    "global_max_pool2d": [({"type": "global_max_pool2d"}, (5, 6, 3))],
+    "global_avg_pool2d": [
+        ({"type": "global_avg_pool2d"}, (5, 6, 3)),
+        ({"type": "global_avg_pool2d", "keepdims": True}, (4, 3, 2)),
+    ],
+    "global_max_pool2d": [
+        ({"type": "global_max_pool2d"}, (5, 6, 3)),
+        ({"type": "global_max_pool2d", "keepdims": True}, (4, 3, 2)),
+    ],
     "batch_norm": [
         ({"type": "batch_norm", "momentum": 0.9, "epsilon": 0.01}, (4, 5, 3)),
         ({"type": "batch_norm", "center": False, "scale": False}, (6,)),
