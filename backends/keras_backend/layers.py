@@ -184,7 +184,7 @@ def from_spec(layer: Any, keras_class: Any = None, **extra: Any) -> layers.Layer
 @BUILDERS.builds(
     "add", "concatenate", "global_avg_pool2d", "global_max_pool2d", "batch_norm", "flatten", "rescaling",
     "zero_padding2d", "dense", "activation", "max_pool2d", "avg_pool2d", "cropping2d", "relu", "leaky_relu", "elu",
-    "softmax", "prelu", "up_sampling2d", "reshape",
+    "softmax", "prelu", "up_sampling2d", "reshape", "multiply", "subtract", "average", "maximum", "minimum",
 )  # fmt: skip
 def _keras_own(layer: Any, site: Site) -> layers.Layer:
     return from_spec(layer)

@@ -341,10 +341,26 @@ def _dense(layer: Any, site: Site) -> str:
     return y if layer.activation == "linear" else _activate(g, y, layer.activation, layer.name)
 
 
-@BUILDERS.builds("add")
-def _add(layer: spec_layers.Add, site: Site) -> str:
-    g, xs = site.graph, list(site.inputs)
-    return g.node("Sum", xs, layer.name)
+# Keras's element-wise merges as ONNX's (multidirectional broadcasting, as Keras's); Average is Keras's sum, then
+# the division by the number of inputs (ONNX's Mean rounds its own way)
+_ELEMENTWISE_OPS = {"add": "Sum", "multiply": "Mul", "subtract": "Sub", "maximum": "Max", "minimum": "Min"}
+
+
+@BUILDERS.builds(*_ELEMENTWISE_OPS, "average")
+def _elementwise(layer: Any, site: Site) -> str:
+    g, xs, name = site.graph, list(site.inputs), layer.name
+    op = _ELEMENTWISE_OPS.get(layer.type, "Sum")
+    if op in ("Mul", "Sub"):  # binary ops: folded over the inputs in order, as Keras does
+        total = xs[0]
+        for index, x in enumerate(xs[1:], start=1):
+            total = g.node(
+                op, [total, x], name if index == len(xs) - 1 and layer.type != "average" else f"{name}/{index}"
+            )
+        return total
+    if layer.type != "average":
+        return g.node(op, xs, name)
+    summed = g.node("Sum", xs, f"{name}/sum")
+    return g.node("Div", [summed, g.constant(f"{name}/count", np.float32(len(xs)))], name)
 
 
 @BUILDERS.builds("concatenate")

@@ -5,10 +5,12 @@ Keras's (``cnnspec.layouts``).
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import torch
 from torch import nn
 
 from cnnspec import layers as spec_layers
@@ -26,12 +28,12 @@ from cnnspec.registry import BuilderTable, Site
 
 from .modules import (
     ACTIVATIONS,
-    AddInputs,
     AvgPool2d,
     BatchNorm,
     ConcatenateChannels,
     Conv2d,
     ConvTranspose2d,
+    Elementwise,
     Flatten,
     GlobalAvgPool,
     GlobalMaxPool,
@@ -161,9 +163,21 @@ def _pool(layer: Any, site: Site) -> TorchLayer:
     return TorchLayer([_WINDOW_POOLS[layer.type](layer, site.input_shape)])
 
 
-@BUILDERS.builds("add")
-def _add(layer: spec_layers.Add, site: Site) -> TorchLayer:
-    return TorchLayer([AddInputs()])
+# Keras's element-wise merges: how two inputs combine, and whether the sum is then averaged
+_ELEMENTWISE: dict[str, tuple[Callable[[Any, Any], Any], bool]] = {
+    "add": (operator.add, False),
+    "multiply": (operator.mul, False),
+    "subtract": (operator.sub, False),
+    "average": (operator.add, True),
+    "maximum": (torch.maximum, False),
+    "minimum": (torch.minimum, False),
+}
+
+
+@BUILDERS.builds(*_ELEMENTWISE)
+def _elementwise(layer: Any, site: Site) -> TorchLayer:
+    combine, mean = _ELEMENTWISE[layer.type]
+    return TorchLayer([Elementwise(combine, layer.type, mean)])
 
 
 @BUILDERS.builds("concatenate")

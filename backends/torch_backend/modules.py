@@ -364,14 +364,22 @@ class ZeroPad(nn.Module):
         return F.pad(x, self.pads)
 
 
-class AddInputs(nn.Module):
-    """Keras Add: the inputs summed in order."""
+class Elementwise(nn.Module):
+    """Keras's element-wise merges: ``combine`` folded over the inputs in order (broadcasting as Keras does),
+    then ``finish`` (Average divides by the number of inputs)."""
+
+    def __init__(self, combine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], name: str, mean: bool = False):
+        super().__init__()
+        self.combine, self.label, self.mean = combine, name, mean
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         total = xs[0]
         for x in xs[1:]:
-            total = total + x
-        return total
+            total = self.combine(total, x)
+        return total / len(xs) if self.mean else total
+
+    def extra_repr(self) -> str:
+        return self.label
 
 
 class ConcatenateChannels(nn.Module):

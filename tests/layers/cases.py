@@ -139,6 +139,14 @@ LAYER_CASES: dict[str, list[tuple[dict, tuple[int, ...]]]] = {
         ({"type": "add", "inputs": ["input", "input"]}, (4, 5, 2)),
         ({"type": "add", "inputs": ["flatten_0", "flatten_0", "flatten_0"]}, (6,)),
     ],
+    "multiply": [
+        ({"type": "multiply", "inputs": ["input", "input"]}, (4, 5, 2)),
+        ({"type": "multiply", "inputs": ["flatten_0", "flatten_0", "flatten_0"]}, (6,)),
+    ],
+    "subtract": [({"type": "subtract", "inputs": ["input", "input"]}, (4, 5, 2))],
+    "average": [({"type": "average", "inputs": ["input", "input", "input"]}, (3, 4, 2))],
+    "maximum": [({"type": "maximum", "inputs": ["input", "input"]}, (4, 5, 2))],
+    "minimum": [({"type": "minimum", "inputs": ["flatten_0", "flatten_0"]}, (6,))],
     "concatenate": [
         ({"type": "concatenate", "inputs": ["input", "input"]}, (4, 5, 2)),
         ({"type": "concatenate", "inputs": ["flatten_0", "flatten_0"]}, (6,)),

@@ -33,10 +33,11 @@ def type_params() -> list[Any]:
 
 
 def _reading(layer: dict[str, Any], source: str) -> dict[str, Any]:
-    """``layer`` reading ``source`` where its case read the model input (or the flattened input)."""
+    """``layer`` reading ``source`` for its first input; a merge's other inputs stay the model input (or the
+    flattened input), so that x - x, say, is not what gradients pass through."""
     if "inputs" not in layer:
         return dict(layer)
-    return {**layer, "inputs": [source if name in ("input", "flatten_0") else name for name in layer["inputs"]]}
+    return {**layer, "inputs": [source, *layer["inputs"][1:]]}
 
 
 def training_spec(layer: dict[str, Any], shape: tuple[int, ...], **training: Any) -> cnnspec.ModelSpec:

@@ -57,7 +57,12 @@ def test_shapes_and_the_connected_to_column():
         ({3: {"inputs": ["bn", "a"]}}, "comes later", "inputs"),
         ({3: {"inputs": ["bn"]}}, "merges two or more inputs", "inputs"),
         ({4: {"inputs": ["skip", "c1"]}}, "reads one input, got 2", "inputs"),
-        ({3: {"inputs": ["bn", "input"]}}, "add needs inputs of one shape, got bn 8x8x4, input 8x8x2", "inputs"),
+        (
+            {3: {"inputs": ["bn", "input"]}},
+            r"add needs inputs of one shape, or shapes that broadcast \(each axis "
+            r"equal, or 1\), got bn 8x8x4, input 8x8x2",
+            "inputs",
+        ),
         ({8: {"inputs": ["a", "b"]}}, "nothing reads the output of 'p'", "inputs"),
         ({0: {"name": "input"}}, "names the model input", "name"),
     ],
@@ -199,3 +204,41 @@ def test_onnx_of_a_residual_spec_equals_keras_predict():
     expected = kb.layer_outputs(kb.build(spec, weights), x)
     got = ob.predict(ob.build(spec, weights), x)
     assert max_difference(got, expected[-1]) <= layer_tolerances(x, expected)[-1]
+
+
+SQUEEZE_EXCITE = {
+    "name": "squeeze_excite",
+    "input_shape": [6, 5, 4],
+    "layers": [
+        {"type": "conv2d", "name": "features", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
+        {"type": "global_avg_pool2d", "name": "squeeze", "keepdims": True},
+        {"type": "conv2d", "name": "reduce", "filters": 2, "kernel_size": 1, "activation": "relu"},
+        {"type": "conv2d", "name": "expand", "filters": 4, "kernel_size": 1, "activation": "hard_sigmoid"},
+        {"type": "multiply", "name": "excite", "inputs": ["features", "expand"]},
+        {"type": "subtract", "name": "less", "inputs": ["excite", "squeeze"]},
+        {"type": "maximum", "name": "most", "inputs": ["less", "expand", "features"]},
+        {"type": "average", "name": "mean", "inputs": ["most", "squeeze"]},
+        {"type": "flatten"},
+        {"type": "dense", "units": 3, "activation": "softmax"},
+    ],
+}
+
+
+def test_broadcasting_merges_of_a_squeeze_and_excitation_block_agree_everywhere():
+    """(H, W, C) with (1, 1, C), Keras's broadcasting, in every merge: torch and ONNX per layer, and the file in
+    every runtime."""
+    spec = cnnspec.load_spec(SQUEEZE_EXCITE)
+    assert spec.summary().layers[4].output_shape == (6, 5, 4)
+    assert_same_per_layer(spec, _backends())
+    report = cnnspec.run_parity(spec)
+    assert report.ok, report.verdict()
+
+
+def test_a_merge_of_shapes_that_do_not_broadcast_or_too_many_subtracted_inputs_is_refused():
+    document = {**SQUEEZE_EXCITE, "layers": [dict(layer) for layer in SQUEEZE_EXCITE["layers"]]}
+    document["layers"][5]["inputs"] = ["excite", "squeeze", "features"]
+    with pytest.raises(SpecError, match="subtract takes exactly 2 inputs, got 3"):
+        cnnspec.load_spec(document)
+    document["layers"][5]["inputs"] = ["excite", "reduce"]
+    with pytest.raises(SpecError, match="shapes that broadcast .* got excite 6x5x4, reduce 1x1x2"):
+        cnnspec.load_spec(document)
