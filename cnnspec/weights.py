@@ -33,7 +33,7 @@ def expected_weights(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     return {key: shape for key, shape, _ in _variables(spec)}
 
 
-def _variables(spec: ModelSpec) -> list[tuple[str, tuple[int, ...], str]]:
+def _variables(spec: ModelSpec) -> list[tuple[str, tuple[int, ...], str | float]]:
     """(canonical key, Keras-layout shape, Keras's initializer) of every variable, in layer order."""
     report = spec.summary()
     return [
@@ -56,19 +56,20 @@ def initial_weights(spec: ModelSpec, seed: int = 0) -> Weights:
             limit = np.sqrt(6.0 / (fan_in + fan_out))
             weights[key] = rng.uniform(-limit, limit, size=shape).astype(np.float32)
         else:
-            weights[key] = np.full(shape, 1.0 if initializer == "ones" else 0.0, np.float32)
+            value = initializer if isinstance(initializer, float) else 1.0 if initializer == "ones" else 0.0
+            weights[key] = np.full(shape, value, np.float32)
     return weights
 
 
 def random_weights(spec: ModelSpec, seed: int = 0) -> Weights:
     """Glorot kernels plus non-trivial values for everything that starts as zeros (biases, shifts, means:
-    N(0, 0.5)) or ones (scales, variances: uniform in [0.5, 2]), for parity tests."""
+    N(0, 0.5)) or ones or a constant (scales, variances: uniform in [0.5, 2]), for parity tests."""
     rng = np.random.default_rng(seed)
     weights = initial_weights(spec, seed)
     for key, shape, initializer in _variables(spec):
         if initializer == "zeros":
             weights[key] = rng.normal(0.0, 0.5, shape).astype(np.float32)
-        elif initializer == "ones":
+        elif initializer == "ones" or isinstance(initializer, float):
             weights[key] = rng.uniform(0.5, 2.0, shape).astype(np.float32)
     return weights
 
@@ -91,7 +92,7 @@ def check_weights(spec: ModelSpec, weights: Weights, origin: str = "weights") ->
     for key in expected:
         if not np.all(np.isfinite(weights[key])):
             raise WeightsError(f"{origin}: {key} holds NaN or infinite values")
-    return {key: np.ascontiguousarray(weights[key], dtype=np.float32) for key in expected}
+    return {key: np.require(weights[key], np.float32, "C") for key in expected}  # (a 0-d variable stays 0-d)
 
 
 def spec_hash(spec: ModelSpec) -> str:

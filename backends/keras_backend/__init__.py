@@ -14,7 +14,7 @@ from cnnspec.spec import ModelSpec
 from cnnspec.weights import Weights, initial_weights
 
 from . import augment  # noqa: F401  (registers the random layers' builders)
-from .layers import BUILDERS, MinPooling2D, SumPooling2D
+from .layers import BUILDERS, CUSTOM_OBJECTS, MinPooling2D, SumPooling2D
 from .model import compile_model, get_weights, set_weights
 from .placement import KerasPlacement, as_keras, place
 from .trainer import Trainer
@@ -60,6 +60,7 @@ def layer_outputs(model: keras.Model, x: np.ndarray) -> list[np.ndarray]:
 
 __all__ = [
     "BUILDERS",
+    "CUSTOM_OBJECTS",
     "NAME",
     "KerasPlacement",
     "MinPooling2D",

@@ -14,6 +14,7 @@ from typing import Any
 
 import keras
 from keras import layers, ops
+from keras.src.applications.convnext import LayerScale as _ConvNeXtLayerScale
 
 from cnnspec import layers as spec_layers
 from cnnspec.registry import BuilderTable, Site
@@ -185,6 +186,7 @@ def from_spec(layer: Any, keras_class: Any = None, **extra: Any) -> layers.Layer
     "add", "concatenate", "global_avg_pool2d", "global_max_pool2d", "batch_norm", "flatten", "rescaling",
     "zero_padding2d", "dense", "activation", "max_pool2d", "avg_pool2d", "cropping2d", "relu", "leaky_relu", "elu",
     "softmax", "prelu", "up_sampling2d", "reshape", "multiply", "subtract", "average", "maximum", "minimum",
+    "layer_normalization", "normalization",
 )  # fmt: skip
 def _keras_own(layer: Any, site: Site) -> layers.Layer:
     return from_spec(layer)
@@ -196,9 +198,24 @@ def _cnnspec_pool(layer: Any, site: Site) -> layers.Layer:
     return from_spec(layer, {"min_pool2d": MinPooling2D, "sum_pool2d": SumPooling2D}[layer.type])
 
 
-@BUILDERS.builds("dropout")
-def _dropout(layer: spec_layers.Dropout, site: Site) -> layers.Layer:
+@BUILDERS.builds("dropout", "spatial_dropout2d")
+def _dropout(layer: Any, site: Site) -> layers.Layer:
     return from_spec(layer, seed=site.seed)
+
+
+@keras.saving.register_keras_serializable(package="cnnspec", name="LayerScale")
+class LayerScale(_ConvNeXtLayerScale):
+    """Keras's own ConvNeXt LayerScale (``x * gamma``), registered: Keras leaves it unregistered, so neither a
+    model of cnnspec's nor Keras's own ConvNeXt would load from a file without it."""
+
+
+# Keras classes a Keras file may hold that Keras itself cannot find when loading it (the importer passes these)
+CUSTOM_OBJECTS = {"LayerScale": LayerScale}
+
+
+@BUILDERS.builds("scale")
+def _scale(layer: spec_layers.Scale, site: Site) -> layers.Layer:
+    return LayerScale(layer.init_values, site.input_shape[-1], name=layer.name)
 
 
 # the convolutions: Keras's class, or for the geometries TensorFlow mishandles the same layer computed by hand
@@ -227,9 +244,11 @@ def _separable_conv(layer: spec_layers.SeparableConv2D, site: Site) -> layers.La
 
 __all__ = [
     "BUILDERS",
+    "CUSTOM_OBJECTS",
     "DilatedKernelConv2DTranspose",
     "ExplicitWindowDepthwiseConv2D",
     "ExplicitWindowSeparableConv2D",
+    "LayerScale",
     "MinPooling2D",
     "SingleWindowConv2D",
     "SumPooling2D",

@@ -86,5 +86,9 @@ def get_weights(model: keras.Model) -> Weights:
 def set_weights(model: keras.Model, weights: Weights) -> keras.Model:
     spec = model._cnnspec_spec
     for key, value in check_weights(spec, weights).items():
-        _variable(model, key).assign(value)
+        variable = _variable(model, key)
+        variable.assign(value.astype(variable.dtype))  # Keras counts some things in integers (Normalization's)
+    for layer in spec.layers:  # Keras's Normalization reads its mean and variance from its variables only here
+        if isinstance(model.get_layer(layer.name), keras.layers.Normalization) and layer.variables((1,)):
+            model.get_layer(layer.name).finalize_state()
     return model

@@ -369,7 +369,7 @@ def _concatenate(layer: spec_layers.Concatenate, site: Site) -> str:
     return g.node("Concat", xs, layer.name, axis=1)  # channels: NCHW axis 1, and the features of a flat input
 
 
-@BUILDERS.builds("dropout")
+@BUILDERS.builds("dropout", "spatial_dropout2d")
 def _dropout(layer: spec_layers.Dropout, site: Site) -> str:
     g, x = site.graph, site.x
     return g.node("Identity", [x], layer.name)  # inference: identity
@@ -498,6 +498,61 @@ def _reshape(layer: spec_layers.Reshape, site: Site) -> str:
         return g.node("Reshape", [x, shape], layer.name)
     laid_out = g.node("Reshape", [x, shape], f"{layer.name}/nhwc_out")
     return g.node("Transpose", [laid_out], layer.name, perm=[0, 3, 1, 2])
+
+
+def _per_channel(shape: tuple, values: np.ndarray) -> np.ndarray:
+    """A per-channel vector shaped to broadcast beside NCHW activations (or a flat input's features)."""
+    return np.asarray(values, np.float32).reshape((-1, 1, 1) if len(shape) == 3 else (-1,))
+
+
+def _channel_mean(g: Graph, x: str, out: str) -> str:
+    """ReduceMean over the channels (NCHW axis 1), kept: an attribute before opset 18, an input since."""
+    if g.opset >= 18:
+        return g.node("ReduceMean", [x, g.constant(f"{out}/axes", np.array([1]), np.int64)], out, keepdims=1)
+    return g.node("ReduceMean", [x], out, axes=[1], keepdims=1)
+
+
+@BUILDERS.builds("layer_normalization")
+def _layer_normalization(layer: spec_layers.LayerNormalization, site: Site) -> str:
+    """Keras's arithmetic: ``x * inv + (beta - mean * inv)``, ``inv = gamma / sqrt(variance + epsilon)``; not
+    ONNX's LayerNormalization, which normalises every axis from the one given (NCHW: channels and space)."""
+    g, x, name, shape = site.graph, site.x, layer.name, site.input_shape
+    mean = _channel_mean(g, x, f"{name}/mean")
+    centred = g.node("Sub", [x, mean], f"{name}/centred")
+    variance = _channel_mean(g, g.node("Mul", [centred, centred], f"{name}/squares"), f"{name}/variance")
+    eps = g.constant(f"{name}/epsilon", np.float32(layer.epsilon))
+    inv = g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [variance, eps], f"{name}/var_eps")], f"{name}/std")],
+                 f"{name}/inv")  # fmt: skip
+    if layer.scale:
+        gamma = g.constant(f"{name}/gamma", _per_channel(shape, g.weights[f"{name}/gamma"]))
+        inv = g.node("Mul", [inv, gamma], f"{name}/inv_gamma")
+    shift = g.node("Neg", [g.node("Mul", [mean, inv], f"{name}/mean_inv")], f"{name}/shift")
+    if layer.center:
+        beta = g.constant(f"{name}/beta", _per_channel(shape, g.weights[f"{name}/beta"]))
+        shift = g.node("Add", [shift, beta], f"{name}/shift_beta")
+    return g.node("Add", [g.node("Mul", [x, inv], f"{name}/scaled"), shift], name)
+
+
+@BUILDERS.builds("normalization")
+def _normalization(layer: spec_layers.Normalization, site: Site) -> str:
+    g, name, channels = site.graph, layer.name, site.input_shape[-1]
+    given = layer.mean is not None
+    mean = np.broadcast_to(np.asarray(layer.mean if given else g.weights[f"{name}/mean"], np.float32), (channels,))
+    variance = np.broadcast_to(
+        np.asarray(layer.variance if given else g.weights[f"{name}/variance"], np.float32), (channels,)
+    )
+    denominator = np.maximum(np.sqrt(variance), np.float32(1e-7))  # float32, as Keras computes it
+    centred = g.node("Sub", [site.x, g.constant(f"{name}/mean", _per_channel(site.input_shape, mean))],
+                     f"{name}/centred")  # fmt: skip
+    return g.node("Div", [centred, g.constant(f"{name}/scale", _per_channel(site.input_shape, denominator))], name)
+
+
+@BUILDERS.builds("scale")
+def _scale(layer: spec_layers.Scale, site: Site) -> str:
+    gamma = site.graph.constant(
+        f"{layer.name}/gamma", _per_channel(site.input_shape, site.graph.weights[f"{layer.name}/gamma"])
+    )
+    return site.graph.node("Mul", [site.x, gamma], layer.name)
 
 
 FLOAT = TensorProto.FLOAT

@@ -30,6 +30,7 @@ from .modules import (
     ACTIVATIONS,
     AvgPool2d,
     BatchNorm,
+    ChannelScale,
     ConcatenateChannels,
     Conv2d,
     ConvTranspose2d,
@@ -37,10 +38,13 @@ from .modules import (
     Flatten,
     GlobalAvgPool,
     GlobalMaxPool,
+    KerasLayerNorm,
+    KerasNormalization,
     KerasReLU,
     Lambda,
     MaxPool2d,
     MinPool2d,
+    NoiseShapeDropout,
     PReLU,
     Rescale,
     ReshapeChannelsLast,
@@ -197,7 +201,14 @@ def _global_max_pool(layer: spec_layers.GlobalMaxPool2D, site: Site) -> TorchLay
 
 @BUILDERS.builds("dropout")
 def _dropout(layer: spec_layers.Dropout, site: Site) -> TorchLayer:
+    if layer.noise_shape is not None:
+        return TorchLayer([NoiseShapeDropout(layer.rate, layer.noise_shape)])
     return TorchLayer([nn.Dropout(layer.rate)])
+
+
+@BUILDERS.builds("spatial_dropout2d")
+def _spatial_dropout(layer: spec_layers.SpatialDropout2D, site: Site) -> TorchLayer:
+    return TorchLayer([nn.Dropout2d(layer.rate)])  # whole channels of each example
 
 
 @BUILDERS.builds("flatten")
@@ -273,3 +284,20 @@ def _up_sampling(layer: spec_layers.UpSampling2D, site: Site) -> TorchLayer:
 @BUILDERS.builds("reshape")
 def _reshape(layer: spec_layers.Reshape, site: Site) -> TorchLayer:
     return TorchLayer([ReshapeChannelsLast(layer.output_shape(site.input_shape))])
+
+
+@BUILDERS.builds("layer_normalization")
+def _layer_normalization(layer: spec_layers.LayerNormalization, site: Site) -> TorchLayer:
+    module = KerasLayerNorm(site.input_shape[-1], layer.epsilon, layer.center, layer.scale)
+    return TorchLayer([module], {"gamma": Param(0, "gamma"), "beta": Param(0, "beta")})
+
+
+@BUILDERS.builds("normalization")
+def _normalization(layer: spec_layers.Normalization, site: Site) -> TorchLayer:
+    module = KerasNormalization(site.input_shape[-1], layer.mean, layer.variance)
+    return TorchLayer([module], {name: Param(0, name) for name in ("mean", "variance")})
+
+
+@BUILDERS.builds("scale")
+def _scale(layer: spec_layers.Scale, site: Site) -> TorchLayer:
+    return TorchLayer([ChannelScale(site.input_shape[-1], layer.init_values)], {"gamma": Param(0, "gamma")})

@@ -480,3 +480,77 @@ class ReshapeChannelsLast(nn.Module):
             x = x.permute(0, 2, 3, 1)
         y = x.reshape(x.shape[0], *self.target)
         return y.permute(0, 3, 1, 2) if y.dim() == 4 else y
+
+
+def _per_channel(x: torch.Tensor) -> list[int]:
+    """The view that puts a per-channel vector beside ``x`` (NCHW, or a flat input's features)."""
+    return [1, -1] + [1] * (x.dim() - 2)
+
+
+class KerasLayerNorm(nn.Module):
+    """Keras LayerNormalization over the channels, Keras's arithmetic: ``x * inv + (beta - mean * inv)``,
+    ``inv = gamma / sqrt(variance + epsilon)``, the statistics in float32 over each position's channels."""
+
+    def __init__(self, channels: int, epsilon: float, center: bool, scale: bool):
+        super().__init__()
+        self.epsilon = epsilon
+        self.gamma = nn.Parameter(torch.ones(channels)) if scale else None
+        self.beta = nn.Parameter(torch.zeros(channels)) if center else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        mean = x.mean(dim=1, keepdim=True)
+        variance = (x - mean).square().mean(dim=1, keepdim=True)
+        inv = torch.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            inv = inv * self.gamma.view(_per_channel(x))
+        shift = -mean * inv
+        if self.beta is not None:
+            shift = shift + self.beta.view(_per_channel(x))
+        return x * inv + shift
+
+
+class KerasNormalization(nn.Module):
+    """Keras Normalization: ``(x - mean) / max(sqrt(variance), 1e-7)`` per channel; ``mean`` and ``variance`` are
+    buffers (the spec's variables, with Keras's ``count``) or constants."""
+
+    def __init__(self, channels: int, mean: Any = None, variance: Any = None):
+        super().__init__()
+        constant = mean is not None
+        for name, value, start in (("mean", mean, 0.0), ("variance", variance, 1.0)):
+            values = torch.full((channels,), float(start)) if value is None else torch.tensor(value).expand(channels)
+            self.register_buffer(name, values.float().clone(), persistent=not constant)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = _per_channel(x)
+        return (x - self.mean.view(shape)) / torch.sqrt(self.variance).clamp_min(1e-7).view(shape)
+
+
+class ChannelScale(nn.Module):
+    """ConvNeXt's LayerScale: ``x * gamma``, one learned multiplier per channel."""
+
+    def __init__(self, channels: int, init_values: float):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((channels,), float(init_values)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma.view(_per_channel(x))
+
+
+class NoiseShapeDropout(nn.Module):
+    """Keras Dropout with ``noise_shape``: one mask of that shape (batch first, None for the input's size,
+    in Keras's channels-last order) broadcast over the input, kept values scaled by 1 / (1 - rate)."""
+
+    def __init__(self, rate: float, noise_shape: tuple[int | None, ...]):
+        super().__init__()
+        self.rate, self.noise_shape = rate, noise_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not self.rate:
+            return x
+        keras_order = [x.shape[0], *x.shape[2:], x.shape[1]] if x.dim() == 4 else list(x.shape)
+        mask_shape = [size if noise is None else noise for noise, size in zip(self.noise_shape, keras_order)]
+        if x.dim() == 4:
+            mask_shape = [mask_shape[0], mask_shape[3], mask_shape[1], mask_shape[2]]  # NCHW
+        keep = torch.rand(mask_shape, device=x.device) >= self.rate
+        return x * keep.to(x.dtype) / (1.0 - self.rate)

@@ -125,11 +125,13 @@ def import_keras(
 def _weights_from_file(path: Path, spec: ModelSpec) -> Weights:
     from ..backends import load_backend
 
-    load_backend("keras")  # imports TensorFlow quietly and registers cnnspec's own Keras layers (min/sum pooling)
+    keras_backend = load_backend("keras")  # imports TensorFlow quietly; registers cnnspec's own Keras layers
     import keras
 
     try:
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
+        model = keras.models.load_model(
+            path, compile=False, safe_mode=True, custom_objects=keras_backend.CUSTOM_OBJECTS
+        )
     except Exception as err:  # Keras raises many kinds for a damaged file; all mean the same to the user
         raise ModelFileError(f"{path}: Keras could not load its weights: {err}") from None
     return _weights_of(model, spec)

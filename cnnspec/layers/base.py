@@ -69,9 +69,10 @@ class LayerSpec(SpecModel):
         """Canonical variable name -> Keras-layout shape, in Keras's order (none by default)."""
         return {}
 
-    def initializer(self, variable: str) -> str:
+    def initializer(self, variable: str) -> str | float:
         """How Keras starts ``variable``: ``glorot_uniform`` (kernels, fans over the kernel area), ``ones``
-        (scales, variances) or ``zeros``; a class with other variables says so in ``initializers``."""
+        (scales, variances), ``zeros``, or a number (a constant); a class with other variables says so in
+        ``initializers`` or here."""
         if variable in self.initializers:
             return self.initializers[variable]
         if variable.endswith("kernel"):

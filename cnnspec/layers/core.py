@@ -8,9 +8,9 @@ from typing import Literal
 from ..fields import ActivationName, Bool, PositiveInt, Rate, Regularizer
 from ..registry import register_layer
 from ..shapes import Shape, ShapeViolation
-from .base import CHANNELS_LAST, LayerSpec
+from .base import CHANNELS_LAST, LayerSpec, needs_image
 
-__all__ = ["Activation", "Dense", "Dropout", "Flatten"]
+__all__ = ["Activation", "Dense", "Dropout", "Flatten", "SpatialDropout2D"]
 
 
 @register_layer
@@ -18,12 +18,42 @@ class Dropout(LayerSpec):
     """Keras ``Dropout``; identity at inference."""
 
     keras_class = "Dropout"
-    keras_fixed = {"noise_shape": (None,)}
     draws_in_training = "its masks come from each framework's generator; inference is the identity everywhere"
+    added_fields = frozenset({"noise_shape"})
     type: Literal["dropout"] = "dropout"
+    rate: Rate
+    # Keras's: the mask's shape, batch first, None for the input's size (EfficientNet's (None, 1, 1, 1) drops
+    # whole examples)
+    noise_shape: tuple[PositiveInt | None, ...] | None = None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if self.noise_shape is not None:
+            sizes = (None, *input_shape)
+            if len(self.noise_shape) != len(sizes) or any(
+                n not in (None, 1, size) for n, size in zip(self.noise_shape[1:], input_shape)
+            ):
+                raise ShapeViolation(
+                    f"noise_shape {list(self.noise_shape)} does not fit the input {list(sizes)}: one entry per axis, "
+                    "batch first, each null, 1 or the axis's size",
+                    "noise_shape",
+                    "noise_shape_fits",
+                    list(self.noise_shape),
+                )
+        return input_shape
+
+
+@register_layer
+class SpatialDropout2D(LayerSpec):
+    """Keras ``SpatialDropout2D``: drops whole channels of each example in training; identity at inference."""
+
+    keras_class = "SpatialDropout2D"
+    keras_fixed = CHANNELS_LAST
+    draws_in_training = "its masks come from each framework's generator; inference is the identity everywhere"
+    type: Literal["spatial_dropout2d"] = "spatial_dropout2d"
     rate: Rate
 
     def output_shape(self, input_shape: Shape) -> Shape:
+        needs_image(self, input_shape)
         return input_shape
 
 

@@ -167,7 +167,22 @@ LAYER_CASES: dict[str, list[tuple[dict, tuple[int, ...]]]] = {
         ({"type": "batch_norm", "momentum": 0.9, "epsilon": 0.01}, (4, 5, 3)),
         ({"type": "batch_norm", "center": False, "scale": False}, (6,)),
     ],
-    "dropout": [({"type": "dropout", "rate": 0.5}, (4, 4, 2))],
+    "dropout": [
+        ({"type": "dropout", "rate": 0.5}, (4, 4, 2)),
+        ({"type": "dropout", "rate": 0.2, "noise_shape": [None, 1, 1, 1]}, (3, 4, 2)),
+    ],
+    "spatial_dropout2d": [({"type": "spatial_dropout2d", "rate": 0.3}, (4, 5, 3))],
+    "layer_normalization": [
+        ({"type": "layer_normalization"}, (4, 5, 3)),
+        ({"type": "layer_normalization", "epsilon": 1e-6, "center": False}, (6,)),
+        ({"type": "layer_normalization", "scale": False}, (3, 2, 4)),
+    ],
+    "normalization": [
+        ({"type": "normalization"}, (4, 5, 3)),
+        ({"type": "normalization", "mean": [0.5, -1.0, 2.0], "variance": [0.25, 4.0, 1.0]}, (3, 4, 3)),
+        ({"type": "normalization", "mean": 0.2, "variance": 2.0}, (6,)),
+    ],
+    "scale": [({"type": "scale", "init_values": 0.5}, (4, 5, 3)), ({"type": "scale"}, (6,))],
     "flatten": [({"type": "flatten"}, (3, 4, 5))],
     "dense": [
         ({"type": "dense", "units": 5, "activation": "tanh"}, (7,)),
