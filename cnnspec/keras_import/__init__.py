@@ -15,13 +15,13 @@ in Keras's safe mode, to read their weights.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import CnnspecError, ModelFileError
 from ..layers.keras_config import UnsupportedKerasModel
 from ..registry import LAYER_CLASSES
 from .files import SUFFIXES, KerasDocument, read_keras_file
-from .graph import _evaluation_order, _inbound, _input_shape, _layer_list
+from .graph import Node, evaluation_order, flatten
 from .training import _training
 
 if TYPE_CHECKING:
@@ -52,32 +52,11 @@ def spec_document(model: dict[str, Any], compile_config: dict[str, Any] | None =
 
 
 def _spec_document(model: dict[str, Any], compile_config: dict[str, Any] | None) -> dict[str, Any]:
-    entries, name = _layer_list(model)
-    input_name = (
-        entries[0].get("config", {}).get("name") if entries and entries[0].get("class_name") == "InputLayer" else None
-    )
-    input_shape, entries = _input_shape(entries)
-    functional = model.get("class_name") != "Sequential"
-    converted: dict[str, tuple[dict[str, Any], list[str]]] = {}  # name -> (fields, the layers it reads)
-    previous = "input"
-    for entry in entries:
-        # cnnspec's own Keras layers are registered as "cnnspec>MinPooling2D" (how .h5 files name them)
-        kind = str(entry.get("class_name", "?")).removeprefix("cnnspec>")
-        config = dict(entry.get("config", {}))
-        layer_name = config.get("name", "?")
-        layer_type = keras_types().get(kind)
-        if layer_type is None:
-            why = (
-                "runs arbitrary code, which cnnspec never loads" if kind == "Lambda" else "no spec layer type means it"
-            )
-            raise UnsupportedKerasModel(f"layer {layer_name!r} ({kind}): class: {kind} is not supported: {why}")
-        fields = layer_type.from_keras(kind, config)
-        sources = ["input" if s == input_name else s for s in _inbound(entry)] if functional else [previous]
-        converted[layer_name] = (fields, sources or [previous])
-        previous = layer_name
+    input_shape, name, nodes = flatten(model)
+    converted = {node.name: (_layer_fields(node), node.sources) for node in nodes}
     layers = []
     previous = "input"
-    for layer_name in _evaluation_order(converted, previous_name=previous):
+    for layer_name in evaluation_order(converted, nodes[-1].name) if nodes else []:
         fields, sources = converted[layer_name]
         layers.append({**fields, "name": layer_name, **({"inputs": sources} if sources != [previous] else {})})
         previous = layer_name
@@ -86,6 +65,49 @@ def _spec_document(model: dict[str, Any], compile_config: dict[str, Any] | None)
     if training:
         document["training"] = training
     return document
+
+
+def _layer_fields(node: Node) -> dict[str, Any]:
+    """A node's spec layer (without name and inputs), read by the class that claims its Keras class."""
+    if node.op:
+        return _op_fields(node)
+    layer_type = keras_types().get(node.kind)
+    if layer_type is None:
+        why = (
+            "runs arbitrary code, which cnnspec never loads" if node.kind == "Lambda" else "no spec layer type means it"
+        )
+        raise UnsupportedKerasModel(f"layer {node.name!r} ({node.kind}): class: {node.kind} is not supported: {why}")
+    shape = node.input_shapes[0] if node.input_shapes else None
+    return layer_type.from_keras(node.kind, node.config, input_shape=shape)
+
+
+# keras.ops calls Keras 3 writes into functional graphs: of two tensors, a merge; of a tensor and a number, a
+# rescaling (x * scale + offset) whose (scale, offset) each op gives, for the number after or before the tensor
+_OP_MERGES = {"Add": "add", "Multiply": "multiply", "Subtract": "subtract", "Maximum": "maximum", "Minimum": "minimum"}
+_OP_RESCALINGS: dict[str, Callable[[float, bool], tuple[float, float] | None]] = {
+    "Add": lambda c, after: (1.0, c),
+    "Multiply": lambda c, after: (c, 0.0),
+    "Subtract": lambda c, after: (1.0, -c) if after else (-1.0, c),
+    "TrueDivide": lambda c, after: (1.0 / c, 0.0) if after else None,
+    "Divide": lambda c, after: (1.0 / c, 0.0) if after else None,
+}
+
+
+def _op_fields(node: Node) -> dict[str, Any]:
+    numbers = [c for c in node.constants if c is not None]
+    if len(node.sources) >= 2 and not numbers and node.kind in _OP_MERGES:
+        return {"type": _OP_MERGES[node.kind]}
+    if len(node.sources) == 1 and len(numbers) == 1 and isinstance(numbers[0], (int, float)):
+        after = node.constants.index(numbers[0]) > node.constants.index(None)
+        rule = _OP_RESCALINGS.get(node.kind)
+        factors = rule(float(numbers[0]), after) if rule else None
+        if factors is not None:
+            return {"type": "rescaling", "scale": factors[0], "offset": factors[1]}
+    shown = ", ".join("tensor" if c is None else repr(c) for c in node.constants)
+    raise UnsupportedKerasModel(
+        f"layer {node.name!r} (keras.ops.{node.kind}({shown})): only add, multiply, subtract, maximum and minimum of "
+        "two tensors, or adding, multiplying, subtracting or dividing by one number, can be expressed in a spec"
+    )
 
 
 # -- the public entry points ------------------------------------------------------------------
@@ -112,9 +134,9 @@ def import_keras(
         spec_doc["name"] = name
     spec = load_spec(spec_doc)
     if isinstance(model, (str, Path)):
-        weights = _weights_from_file(weights_path, spec) if weights_path is not None else None
+        weights = _weights_from_file(weights_path, spec, config) if weights_path is not None else None
     else:
-        weights = _weights_of(model, spec)
+        weights = _weights_of(model, spec, config)
     if run is not None:
         if weights is None:
             raise CnnspecError(f"{model}: a model config without weights cannot make a run; save the whole model")
@@ -122,7 +144,7 @@ def import_keras(
     return spec, weights
 
 
-def _weights_from_file(path: Path, spec: ModelSpec) -> Weights:
+def _weights_from_file(path: Path, spec: ModelSpec, config: dict[str, Any]) -> Weights:
     from ..backends import load_backend
 
     keras_backend = load_backend("keras")  # imports TensorFlow quietly; registers cnnspec's own Keras layers
@@ -134,15 +156,28 @@ def _weights_from_file(path: Path, spec: ModelSpec) -> Weights:
         )
     except Exception as err:  # Keras raises many kinds for a damaged file; all mean the same to the user
         raise ModelFileError(f"{path}: Keras could not load its weights: {err}") from None
-    return _weights_of(model, spec)
+    return _weights_of(model, spec, config)
 
 
-def _weights_of(model: Any, spec: ModelSpec) -> Weights:
-    from ..backends import load_backend
+def _weights_of(model: Any, spec: ModelSpec, config: dict[str, Any]) -> Weights:
+    """The canonical weights of ``spec`` read from the Keras model it was made from: each layer's variables
+    from the Keras layer at its path (through nested models), by the attribute its class names, reshaped to the
+    spec's layout where only the shape differs (a Dense on an image read as a 1x1 convolution)."""
+    import numpy as np
 
-    keras_backend = load_backend("keras")
-    model._cnnspec_spec = spec  # how the Keras backend finds canonical names in a model
-    return keras_backend.get_weights(model)
+    paths = {node.name: node.path for node in flatten(config)[2]}
+    weights: Weights = {}
+    for layer, info in zip(spec.layers, spec.summary().layers):
+        variables = layer.variables(info.input_shape)
+        if not variables:
+            continue
+        keras_layer = model
+        for name in paths[layer.name]:
+            keras_layer = keras_layer.get_layer(name)
+        for variable, shape in variables.items():
+            value = getattr(keras_layer, layer.keras_attributes.get(variable, variable))
+            weights[f"{layer.name}/{variable}"] = np.asarray(value.numpy(), np.float32).reshape(shape)
+    return weights
 
 
 def write_imported_run(spec: ModelSpec, weights: Weights, run_dir: str | Path, data: str = "digits") -> Path:

@@ -109,7 +109,9 @@ class _Augmentation(LayerSpec):
         return value
 
     @classmethod
-    def from_keras(cls, kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    def from_keras(
+        cls, kind: str, config: dict[str, Any], input_shape: tuple[Any, ...] | None = None
+    ) -> dict[str, Any]:
         """Keras saves some factors as the range they mean (RandomRotation's 0.1 as [-0.1, 0.1]): a range that
         one number means is read back as that number, so a spec round-trips as written."""
         document = super().from_keras(kind, config)

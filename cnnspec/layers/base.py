@@ -56,9 +56,12 @@ class LayerSpec(SpecModel):
         return keras_config(self)
 
     @classmethod
-    def from_keras(cls, kind: str, config: dict[str, Any]) -> dict[str, Any]:
-        """A Keras layer's config (class ``kind``) as this type's spec fields; ``UnsupportedKerasModel`` names
-        the argument a spec cannot express. A class overrides it only for a real difference from Keras."""
+    def from_keras(
+        cls, kind: str, config: dict[str, Any], input_shape: tuple[Any, ...] | None = None
+    ) -> dict[str, Any]:
+        """A Keras layer's config (class ``kind``, reading ``input_shape`` where the graph says it) as this type's
+        spec fields; ``UnsupportedKerasModel`` names the argument a spec cannot express. A class overrides it
+        only for a real difference from Keras."""
         return spec_fields(cls, kind, config)
 
     def output_shape(self, input_shape: Shape) -> Shape:

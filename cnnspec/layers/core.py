@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from ..fields import ActivationName, Bool, PositiveInt, Rate, Regularizer
 from ..registry import register_layer
 from ..shapes import Shape, ShapeViolation
 from .base import CHANNELS_LAST, LayerSpec, needs_image
+from .keras_config import UnsupportedKerasModel
 
 __all__ = ["Activation", "Dense", "Dropout", "Flatten", "SpatialDropout2D"]
 
@@ -96,6 +97,21 @@ class Dense(LayerSpec):
     def variables(self, input_shape: Shape) -> dict[str, Shape]:
         kernel: dict[str, Shape] = {"kernel": (input_shape[0], self.units)}
         return {**kernel, "bias": (self.units,)} if self.use_bias else kernel
+
+    @classmethod
+    def from_keras(
+        cls, kind: str, config: dict[str, Any], input_shape: tuple[Any, ...] | None = None
+    ) -> dict[str, Any]:
+        """Keras's Dense on an image acts on each position's channels (ConvNeXt's pointwise layers): the same as a
+        1x1 convolution, which is what it becomes (its kernel (in, units) read as (1, 1, in, units))."""
+        document = super().from_keras(kind, config)
+        if input_shape is None or len(input_shape) < 2:
+            return document
+        if len(input_shape) != 3:
+            raise UnsupportedKerasModel(f"layer {config.get('name', '?')!r} ({kind}): a Dense on an input of shape "
+                                        f"{list(input_shape)}: only flat or image inputs can be expressed")  # fmt: skip
+        return {**{k: v for k, v in document.items() if k != "units"}, "type": "conv2d", "filters": document["units"],
+                "kernel_size": 1}  # fmt: skip
 
     def regularizers(self) -> dict[str, Regularizer]:
         chosen = {"kernel": self.kernel_regularizer, "bias": self.bias_regularizer if self.use_bias else None}
