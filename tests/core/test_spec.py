@@ -84,7 +84,7 @@ def test_default_names_are_type_and_index_and_names_must_be_unique():
         ({"type": "conv2d", "filters": 0, "kernel_size": 3}, "filters"),
         ({"type": "conv2d", "filters": 2, "kernel_size": [3, 3, 3]}, "kernel_size"),
         ({"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": "full"}, "padding"),
-        ({"type": "conv2d", "filters": 2, "kernel_size": 3, "activation": "relu6"}, "activation"),
+        ({"type": "conv2d", "filters": 2, "kernel_size": 3, "activation": "relu7"}, "activation"),
         ({"type": "conv2d", "filters": 2, "kernel_size": 3, "filter": 3}, "filter"),
         ({"type": "dropout", "rate": 1.0}, "rate"),
         ({"type": "dropout"}, "rate"),

@@ -2,10 +2,13 @@
 
 Per-node parity runs on hand-written residual/inception-style blocks and on random graphs from
 hypothesis (adds and concatenations over branches of different depth); ResNet-20 and a
-MobileNetV2-style spec are checked against Keras models built independently here.
+MobileNetV2-style spec, loaded with the same canonical weights, give the outputs of Keras models
+written by hand here with plain keras.layers.
 """
 
 from __future__ import annotations
+
+import collections
 
 import numpy as np
 import pytest
@@ -13,8 +16,10 @@ from hypothesis import given, settings, strategies as st
 
 import cnnspec
 from cnnspec.errors import SpecError
+from cnnspec.numerics import max_difference, tolerance_for
+from cnnspec.weights import random_weights
 from tests.conftest import ROOT
-from tests.parity.helpers import assert_same_per_layer
+from tests.parity.helpers import assert_same_per_layer, batch
 
 RESIDUAL = {
     "name": "residual",
@@ -177,19 +182,191 @@ def _keras_mobilenetv2_blocks():
     return keras.Model(inputs, outputs)
 
 
-@pytest.mark.parametrize(
-    "name,build", [("resnet20_cifar", _keras_resnet20), ("mobilenetv2_block", _keras_mobilenetv2_blocks)]
-)
-def test_published_architectures_count_as_keras_built_by_hand(name, build):
-    pytest.importorskip("keras")
-    import numpy as np
+# The hand-written models' weighted Keras classes: the spec layer type each stands for, and its variables'
+# names where the canonical format names them otherwise (Keras 3 calls a depthwise kernel "kernel";
+# canonical weights keep Keras 2's "depthwise_kernel").
+HAND_WRITTEN = {
+    "Conv2D": ("conv2d", {}),
+    "DepthwiseConv2D": ("depthwise_conv2d", {"kernel": "depthwise_kernel"}),
+    "BatchNormalization": ("batch_norm", {}),
+    "Dense": ("dense", {}),
+}
+PUBLISHED = [("resnet20_cifar", _keras_resnet20), ("mobilenetv2_block", _keras_mobilenetv2_blocks)]
 
+
+def _inbound(value) -> list[str]:
+    """The names of the layers whose outputs a serialized Keras call reads."""
+    if isinstance(value, dict):
+        if "keras_history" in value:
+            return [value["keras_history"][0]]
+        return [name for item in value.values() for name in _inbound(item)]
+    if isinstance(value, (list, tuple)):
+        return [name for item in value for name in _inbound(item)]
+    return []
+
+
+def _data_flow_order(model) -> list:
+    """The model's layers depth first from the input: after a layer, the layers that read it, the one with
+    the longer way to the output first; a merge once all its inputs are done. That is the order both specs
+    list their layers in (a block's main path, then its shortcut). Not creation order: in
+    ``BatchNormalization()(Conv2D(...)(x))`` Python makes the batch norm first."""
+    reads = {entry["name"]: _inbound(entry["inbound_nodes"]) for entry in model.get_config()["layers"]}
+    readers = {name: [other for other, inputs in reads.items() if name in inputs] for name in reads}
+    distance: dict[str, int] = {}
+
+    def to_output(name: str) -> int:
+        if name not in distance:
+            distance[name] = 1 + max((to_output(reader) for reader in readers[name]), default=0)
+        return distance[name]
+
+    done: list[str] = []
+    stack = [name for name, inputs in reads.items() if not inputs]
+    while stack:
+        name = stack.pop()
+        done.append(name)
+        ready = [r for r in readers[name] if r not in done and r not in stack and set(reads[r]) <= set(done)]
+        stack += sorted(ready, key=to_output)  # the longest way to the output is popped first
+    assert sorted(done) == sorted(reads), "the model's graph is not connected from its input"
+    return [model.get_layer(name) for name in done]
+
+
+def _load_canonical(model, spec, weights) -> None:
+    """Set every variable of the hand-written ``model`` from canonical ``weights``.
+
+    Order: the spec's layers of each type in spec order against the model's layers of the matching Keras
+    class in ``_data_flow_order`` (stage by stage, block by block, main path before shortcut). A
+    layer missing or extra on either side fails the count; one made out of order gets the wrong tensor,
+    which fails on its shape or changes the outputs; every canonical weight must be used exactly once.
+    """
+    weighted = {type(layer).__name__ for layer in model.layers if layer.weights}
+    assert weighted <= set(HAND_WRITTEN), f"no canonical counterpart for {sorted(weighted - set(HAND_WRITTEN))}"
+    used: collections.Counter[str] = collections.Counter()
+    order = _data_flow_order(model)
+    for keras_class, (layer_type, renamed) in HAND_WRITTEN.items():
+        ours = [layer for layer in spec.layers if layer.type == layer_type]
+        theirs = [layer for layer in order if type(layer).__name__ == keras_class]
+        assert len(ours) == len(theirs), f"{len(ours)} {layer_type} layers in the spec, {len(theirs)} {keras_class}"
+        for layer, hand in zip(ours, theirs):
+            for variable in hand.weights:
+                key = f"{layer.name}/{renamed.get(variable.name, variable.name)}"
+                assert key in weights, f"{hand.name}/{variable.name}: no canonical {key}"
+                assert tuple(variable.shape) == weights[key].shape, (hand.name, key, variable.shape, weights[key].shape)
+                variable.assign(weights[key])
+                used[key] += 1
+    assert not set(weights) - set(used), f"canonical weights never used: {sorted(set(weights) - set(used))}"
+    assert max(used.values()) == 1, f"used twice: {sorted(key for key, n in used.items() if n > 1)}"
+
+
+def _hand_written_outputs(model, x):
+    """The hand-written model's pooled features and probabilities, and the tolerance rule's bound for
+    them: 1e-5 scaled by the largest magnitude the model carried (input and every layer's output)."""
+    import keras
+
+    (pool,) = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
+    probe = keras.Model(model.input, [layer.output for layer in model.layers[1:]])
+    outputs = [np.asarray(o) for o in probe(x, training=False)]
+    features = outputs[model.layers[1:].index(pool)]
+    return features, outputs[-1], tolerance_for(x, *outputs)
+
+
+def _published_differences(name, build, inputs, backends):
+    """Per backend: (largest difference from the hand-written model in the pooled features, in the
+    probabilities), and the tolerance rule's bound for both. Canonical random weights (seed 0: glorot
+    kernels, biases, batch-norm gamma/beta/mean/variance all away from their defaults) go into both."""
+    spec = cnnspec.load_spec(ROOT / "specs" / f"{name}.yaml")
+    weights = random_weights(spec, 0)
+    x = batch(spec, seed=1, inputs=inputs)
     model = build()
-    report = cnnspec.load_spec(ROOT / "specs" / f"{name}.yaml").summary()
+    _load_canonical(model, spec, weights)
+    features, probabilities, allowed = _hand_written_outputs(model, x)
+    pool = [layer.type for layer in spec.layers].index("global_avg_pool2d")
+    differences = {}
+    for backend_name, backend in backends:
+        compiled = backend.build(spec, weights)
+        differences[backend_name] = (
+            max_difference(backend.layer_outputs(compiled, x)[pool], features),
+            max_difference(backend.predict(compiled, x), probabilities),
+        )
+    return differences, allowed, probabilities
+
+
+@pytest.mark.parametrize("inputs", ["normal", "uniform"])
+@pytest.mark.parametrize(("name", "build"), PUBLISHED)
+def test_published_architectures_equal_keras_written_by_hand(name, build, inputs):
+    """ResNet-20 and the MobileNetV2 blocks, written independently as plain Keras, given the spec's canonical
+    weights: cnnspec's Keras, torch and ONNX models give the same pooled features and probabilities within
+    the tolerance rule, for N(0, 1) and [0, 1) images; parameter counts agree too."""
+    pytest.importorskip("keras")
+    differences, allowed, probabilities = _published_differences(name, build, inputs, _backends())
+    assert set(differences) == {"keras", "torch", "onnx"}
+    for backend_name, (features, outputs) in differences.items():
+        assert max(features, outputs) <= allowed, (backend_name, features, outputs, allowed)
+    # the probabilities are not saturated (a one-hot output would hide differences before the softmax)
+    assert probabilities.max() < 0.999, probabilities.max()
+
+    model, report = build(), cnnspec.load_spec(ROOT / "specs" / f"{name}.yaml").summary()
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert (report.total_params, report.trainable_params) == (model.count_params(), trainable)
     if name == "resnet20_cifar":
         assert 270_000 < report.total_params < 280_000  # "about 0.27M" (He et al. 2015, table 6)
+
+
+def _replace_with_identity(entry):
+    entry["class_name"] = "Identity"
+    entry["config"] = {key: entry["config"][key] for key in ("name", "trainable", "dtype")}
+    entry.pop("build_config", None)
+    for node in entry["inbound_nodes"]:
+        node["kwargs"] = {}  # batch norm is called with mask=None, which Identity does not take
+
+
+def _second_conv_strides(layers):
+    """Stage 2's stride moves from the block's first 3x3 convolution to its second: the same shapes."""
+    convs = [e for e in layers if e["class_name"] == "Conv2D" and list(e["config"]["kernel_size"]) == [3, 3]]
+    first = next(i for i, e in enumerate(convs) if list(e["config"]["strides"]) == [2, 2])
+    convs[first]["config"]["strides"], convs[first + 1]["config"]["strides"] = [1, 1], [2, 2]
+
+
+def _valid_strided_depthwise(layers):
+    """The stride-2 depthwise convolution pads nothing: 3x3 instead of 4x4, which global pooling hides."""
+    (entry,) = [e for e in layers if e["class_name"] == "DepthwiseConv2D" and list(e["config"]["strides"]) == [2, 2]]
+    entry["config"]["padding"] = "valid"
+
+
+def _no_third_relu(layers):
+    _replace_with_identity([e for e in layers if e["class_name"] == "ReLU"][2])
+
+
+def _no_fourth_batch_norm(layers):
+    _replace_with_identity([e for e in layers if e["class_name"] == "BatchNormalization"][3])
+
+
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        ("resnet20_cifar", _second_conv_strides),
+        ("resnet20_cifar", _no_fourth_batch_norm),
+        ("mobilenetv2_block", _valid_strided_depthwise),
+        ("mobilenetv2_block", _no_third_relu),
+    ],
+)
+def test_a_mistake_in_the_hand_written_model_fails_the_comparison(name, change):
+    """The check above is not vacuous: a hand-written model with a stride moved, a padding changed or a
+    layer left out fails, either while loading the canonical weights or by far more than the tolerance."""
+    keras = pytest.importorskip("keras")
+    build = dict(PUBLISHED)[name]
+
+    def mutant():
+        config = build().get_config()
+        change(config["layers"])
+        return keras.Model.from_config(config)
+
+    kb = pytest.importorskip("cnnspec.backends.keras_backend")
+    try:
+        differences, allowed, _ = _published_differences(name, mutant, "normal", [("keras", kb)])
+    except AssertionError as error:
+        assert "batch_norm layers in the spec" in str(error), error
+        return
+    assert max(differences["keras"]) > 100 * allowed, (differences, allowed)
 
 
 def test_onnx_of_a_residual_spec_equals_keras_predict():
