@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := runs/demo
 
-.PHONY: install demo lint docs test bench transcripts clean
+.PHONY: install demo lint docs test test-slow bench transcripts compatibility clean
 
 install: $(STAMP)
 
@@ -49,9 +49,14 @@ PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
+# `make test` stays under 30 minutes on 2 cores; the slow tests (long training runs, the large keras.applications
+# models) run in CI after it (`.ci/run`: `make test test-slow`).
 test: lint docs
-	$(PYTEST)
+	$(PYTEST) -m "not slow"
 	TF_ENABLE_ONEDNN_OPTS=0 $(PYTEST) -q -m "keras and not slow"
+
+test-slow: $(STAMP)
+	$(PYTEST) -m slow
 
 bench: $(STAMP)
 	$(BIN)/python -m compileall -q cnnspec backends  # fresh bytecode: start-up is part of what is measured
@@ -60,6 +65,10 @@ bench: $(STAMP)
 # The console examples of README.md and docs/, run for real (tests/docs/test_readme.py checks the copies)
 transcripts: $(STAMP)
 	$(BIN)/python docs/transcripts.py
+
+# The keras.applications table of README.md and docs/compatibility.md, measured (about 10 minutes)
+compatibility: $(STAMP)
+	$(BIN)/python docs/compatibility.py
 
 clean:
 	rm -rf $(VENV) runs site .pytest_cache .hypothesis .mypy_cache .ruff_cache
