@@ -6,7 +6,8 @@ it, on the same spec and data: mnist_cnn, 8,192 random MNIST-shaped images writt
 batch, split across the replicas. Images/s come from the run's own ``history.json`` (the median of
 the epochs after the first), so the interpreter's start-up, the launcher, the rendezvous and the
 first epoch's warm-up are left out of them; the command's wall time, which includes all of that,
-is shown beside them.
+is shown beside them. The rows run one after another, once each (not in turns): a ratio between two
+rows holds only as far as the machine stayed as quiet as it was for the first.
 
 The CPU rows split the machine's cores between the replicas, so on a CPU they show what data
 parallelism costs, not what it gains. The GPU rows run only where torch (or ONNX Runtime) can use

@@ -1,7 +1,7 @@
 """Inference: ONNX Runtime (cnnspec.Predictor and a bare session) vs torch eager vs Keras, and export time.
 
-Same model (mnist_cnn, one set of random weights), same inputs, same process.
-Batch 1: median latency of single calls; batch 256: images per second.
+Same model (mnist_cnn, one set of random weights), same inputs, same process, timed in turns (each
+round calls every runtime once). Batch 1: median latency of single calls; batch 256: images per second.
 Target (issue 5): ONNX Runtime at least 4x faster than torch eager at batch 1 on CPU.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, median_time  # noqa: E402
+from common import ROOT, interleaved, median_time, medians  # noqa: E402
 
 import cnnspec  # noqa: E402
 from cnnspec.backends import load_backend  # noqa: E402
@@ -58,11 +58,10 @@ def main() -> dict[str, dict[str, float]]:
             lambda: keras_model.predict(x256, batch_size=256, verbose=0),
         ),
     }
-    results = {}
-    for name, (one, many) in runners.items():
-        latency = median_time(one, repeats=CALLS_1 if "keras" not in name else 60, warmup=20)
-        batch = median_time(many, repeats=CALLS_256, warmup=3)
-        results[name] = {"batch1_ms": latency * 1000, "batch256_img_s": 256 / batch}
+    # in turns (one call of each runtime per round), so machine noise hits all alike
+    latency = medians(interleaved({name: one for name, (one, _) in runners.items()}, repeats=CALLS_1, warmup=20))
+    batch = medians(interleaved({name: many for name, (_, many) in runners.items()}, repeats=CALLS_256, warmup=3))
+    results = {name: {"batch1_ms": latency[name] * 1000, "batch256_img_s": 256 / batch[name]} for name in runners}
     results["export"] = {"ms": export_s * 1000}
     return results
 

@@ -1,8 +1,8 @@
 """What this machine can do fast: CPU model and flags, native bfloat16, TensorFlow's oneDNN, GPUs.
 
-Machines differ between users (and between CI runs): an AVX-512 + AMX Xeon runs
-bf16 convolutions ~2.4x faster than fp32, a CPU without native bf16 emulates them
-~6x slower. ``choose_precision`` turns ``--precision auto`` into fp32 or bf16 from
+Machines differ between users (and between CI runs): a Xeon with AMX matrix units
+runs bf16 convolutions faster than fp32, a CPU without native bf16 emulates them, far
+slower (benchmarks/results.md measures both on the machine it names). ``choose_precision`` turns ``--precision auto`` into fp32 or bf16 from
 these facts and says why. Nothing here imports a framework unless asked about a GPU.
 
 >>> choose_precision("auto", "torch", cpu=CpuInfo("example", frozenset({"avx2"}), "x86_64")).precision
@@ -121,8 +121,8 @@ def choose_precision(requested: str, backend: str, cpu: CpuInfo | None = None) -
     """fp32 or bf16 for training ``backend`` on this CPU, and why.
 
     ``auto`` picks bf16 only where it is native *and* measured faster: CPUs with bf16
-    matrix units (AMX), where torch trained mnist_cnn 2.4x and Keras 1.5x faster
-    than fp32. bf16 dot-product instructions alone (avx512_bf16 without AMX) were
+    matrix units (AMX), where torch and Keras trained mnist_cnn faster than fp32
+    (benchmarks/results.md, "Peak memory of training (and Keras bf16)", gives the figures). bf16 dot-product instructions alone (avx512_bf16 without AMX) were
     measured no faster than fp32 channels-last, so ``auto`` keeps fp32 there.
     Keras computes bf16 natively only through TensorFlow's oneDNN kernels.
     """
@@ -131,13 +131,13 @@ def choose_precision(requested: str, backend: str, cpu: CpuInfo | None = None) -
     cpu = cpu or cpu_info()
     native, why_not = (
         cpu.native_bf16,
-        "this CPU has no native bf16 (no avx512_bf16, amx_bf16 or Arm BF16): it is emulated, ~6x slower than fp32",
+        "this CPU has no native bf16 (no avx512_bf16, amx_bf16 or Arm BF16): it is emulated in software, slower than fp32",
     )
     if native and backend == "keras" and not tensorflow_uses_onednn(cpu):
         native = False
         why_not = (
             "TensorFlow's oneDNN kernels are off here (TF_ENABLE_ONEDNN_OPTS=0, or TF's default on this CPU), "
-            "so Keras emulates bf16: ~10x slower than fp32"
+            "so Keras emulates bf16 in software, slower than fp32"
         )
     if requested == "fp32":
         return PrecisionChoice(requested, "fp32", "asked for fp32", native)

@@ -106,7 +106,7 @@ GRAVITON3 = CpuInfo("Neoverse-V1", frozenset({"asimd", "bf16", "sve"}), "aarch64
         (AVX2, "torch", None, "fp32"),
         (AVX2, "keras", None, "fp32"),
         (ZEN5, "torch", None, "fp32"),  # bf16 dot products alone measured no faster than fp32
-        (SAPPHIRE_RAPIDS, "torch", None, "bf16"),  # AMX: 2.4x faster on mnist_cnn
+        (SAPPHIRE_RAPIDS, "torch", None, "bf16"),  # AMX: measured faster on mnist_cnn (benchmarks/results.md)
         (SAPPHIRE_RAPIDS, "keras", None, "bf16"),
         (SAPPHIRE_RAPIDS, "keras", "0", "fp32"),  # TensorFlow without oneDNN emulates bf16
         (SAPPHIRE_RAPIDS, "torch", "0", "bf16"),  # ...but the flag is TensorFlow's alone
@@ -138,8 +138,8 @@ def test_explicit_bf16_without_native_support_warns_once_with_the_reason(monkeyp
         cnnspec.train(TINY, "torch", out=tmp_path / "run", epochs=1, precision="bf16", verbose=False)
     assert len(record) == 1
     assert str(record[0].message) == (
-        "--precision bf16: this CPU has no native bf16 (no avx512_bf16, amx_bf16 or Arm BF16): it is emulated, "
-        "~6x slower than fp32; training will be much slower than fp32 (use --precision auto or fp32)"
+        "--precision bf16: this CPU has no native bf16 (no avx512_bf16, amx_bf16 or Arm BF16): it is emulated "
+        "in software, slower than fp32; training will be much slower than fp32 (use --precision auto or fp32)"
     )
     settings = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
     assert settings["precision"] == "bf16" and "no native bf16" in settings["precision_reason"]
