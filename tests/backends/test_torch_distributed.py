@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import signal
 import subprocess
 import sys
@@ -111,6 +112,36 @@ def test_torchrun_runs_the_same_program(specs, one_process, tmp_path):
         capture_output=True, text=True, cwd=ROOT, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    _assert_same_run(one_process, out)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_torchrun_launchers_as_two_nodes_compute_what_one_process_computes(specs, one_process, tmp_path):
+    """The several-machines command of docs/training.md, with both "machines" here: two launchers, one per
+    node, meeting at a c10d rendezvous on 127.0.0.1, one process each. Rank 0 (node 0) writes the run."""
+    out = tmp_path / "two-nodes"
+    endpoint = f"127.0.0.1:{_free_port()}"
+    launchers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+             "--node-rank", str(rank), "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
+             "--rdzv-id", "two-nodes", "-m", "cnnspec", "train", str(specs["bn"]), "--backend", "torch",
+             "--precision", "fp32", "--out", str(out), "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )  # fmt: skip
+        for rank in range(2)
+    ]
+    for launcher in launchers:
+        _, stderr = launcher.communicate(timeout=600)
+        assert launcher.returncode == 0, stderr
+    settings = json.loads((out / "run.json").read_text())["settings"]
+    assert settings["replicas"] == 2
     _assert_same_run(one_process, out)
 
 
