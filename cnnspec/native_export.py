@@ -125,7 +125,8 @@ def export_torch(
         def run(x: np.ndarray) -> np.ndarray:
             tensor = torch.from_numpy(x if layout == "nhwc" else np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
             with torch.no_grad():
-                return module(tensor).numpy()
+                out = module(tensor).numpy()
+            return out.transpose(0, 2, 3, 1) if out.ndim == 4 and layout == "nchw" else out  # compared channels-last
 
         return run
 
@@ -133,18 +134,20 @@ def export_torch(
 
 
 def _channels_last_input(model: Any) -> Any:
-    """``model`` behind a permute: (N, H, W, C) in, like the spec and Keras (the compiled model takes NCHW)."""
+    """``model`` between permutes: (N, H, W, C) in, like the spec and Keras (the compiled model takes NCHW),
+    and an image-shaped output (a per-pixel map) out channels-last too."""
     import torch
 
-    class ChannelsLastInput(torch.nn.Module):
+    class ChannelsLast(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module):
             super().__init__()
             self.inner = inner
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.inner(x.permute(0, 3, 1, 2))
+            out = self.inner(x.permute(0, 3, 1, 2))
+            return out.permute(0, 2, 3, 1) if out.dim() == 4 else out
 
-    return ChannelsLastInput(model)
+    return ChannelsLast(model)
 
 
 def _export(

@@ -289,14 +289,10 @@ def _layer_output(layer: Any, sources: list[str], shapes: list[Shape]) -> Shape:
 
 
 def _check_loss_output(spec: ModelSpec, last: LayerShape) -> None:
+    """A cross-entropy reads the last axis as class scores, at every position of any others (a vector of
+    scores, or a map of them: Keras's losses take (batch, ..., classes) alike)."""
     loss = spec.training.loss
-    if len(last.output_shape) != 1:
-        message = (
-            f"{loss} needs a 1-D output of class scores, got {last.output_shape}; "
-            "end with flatten (or global pooling) and a dense layer"
-        )
-    elif last.output_shape[0] < 2:
-        message = f"{loss} needs at least 2 classes, got an output of {last.output_shape[0]}"
-    else:
+    if last.output_shape[-1] >= 2:
         return
+    message = f"{loss} needs at least 2 classes on the output's last axis, got {last.output_shape}"
     raise SpecError(SpecIssue(message, last.index, last.name, None, "loss_output", list(last.output_shape)))

@@ -172,7 +172,13 @@ class ModelSpec(SpecModel):
 
     @property
     def num_classes(self) -> int:
-        return self.summary().output_shape[0]
+        """The output's last axis: the class scores (of the image, or of each position of a map)."""
+        return self.summary().output_shape[-1]
+
+    @property
+    def classifies_images(self) -> bool:
+        """The output is one vector of class scores per image (what the image-label data sets train)."""
+        return len(self.summary().output_shape) == 1
 
 
 def _json_default(layer: dict[str, Any], field: str) -> Any:

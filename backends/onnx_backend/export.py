@@ -27,6 +27,20 @@ def _dims(shape: tuple[int, ...]) -> list[Any]:
     return ["batch", shape[2], shape[0], shape[1]] if len(shape) == 3 else ["batch", *shape]
 
 
+def _output_dims(shape: tuple[int, ...], layout: str) -> tuple[list[Any], Any]:
+    """The model output's dims, and how to write it: an image-shaped output (a per-pixel map) comes out in
+    the input's layout (channels last for "nhwc", as Keras gives it); a vector as it is."""
+    if len(shape) == 3 and layout == "nhwc":
+        height, width, channels = shape
+
+        def channels_last(graph: Graph, tensor: str, name: str) -> str:
+            nhwc = graph.interface("Transpose", [tensor], f"{name}/nhwc", perm=[0, 2, 3, 1])
+            return graph.interface("Identity", [nhwc], name)
+
+        return ["batch", height, width, channels], channels_last
+    return _dims(shape), lambda graph, tensor, name: graph.interface("Identity", [tensor], name)
+
+
 def check_opset(opset: int) -> None:
     newest = min(MAX_OPSET, onnx.defs.onnx_opset_version())
     if not MIN_OPSET <= opset <= newest:
@@ -80,11 +94,11 @@ def to_onnx_with_layers(
         by_name[layer.name] = x
         tensors.append(x)
     last = graph.nodes[-1]
-    classes = report.output_shape[0]
-    outputs = [helper.make_tensor_value_info(graph.interface("Identity", [x], "output"), FLOAT, ["batch", classes])]
+    dims, as_given = _output_dims(report.output_shape, layout)
+    outputs = [helper.make_tensor_value_info(as_given(graph, x, "output"), FLOAT, dims)]
     if spec.layers[-1].final_activation() in LOGIT_ACTIVATIONS and last.op_type in LOGIT_OPS:
-        logits = graph.interface("Identity", [last.input[0]], "logits")
-        outputs.append(helper.make_tensor_value_info(logits, FLOAT, ["batch", classes]))
+        logits = as_given(graph, last.input[0], "logits")
+        outputs.append(helper.make_tensor_value_info(logits, FLOAT, dims))
     if all_layer_outputs:  # each tensor once: a left-out layer's is its input's (the same shape)
         shapes = dict(zip(tensors, (info.output_shape for info in report.layers)))
         outputs += [helper.make_tensor_value_info(tensor, FLOAT, _dims(shape)) for tensor, shape in shapes.items()]
@@ -99,7 +113,7 @@ def to_onnx_with_layers(
         "spec_name": spec.name,
         "spec": json.dumps(spec.to_dict()),
         "input_layout": layout,
-        "num_classes": str(classes),
+        "num_classes": str(report.output_shape[-1]),
     }
     if class_names:
         metadata["class_names"] = json.dumps(list(class_names))
