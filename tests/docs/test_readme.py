@@ -45,3 +45,11 @@ def test_the_benchmark_results_name_their_machine():
     results = (ROOT / "benchmarks" / "results.md").read_text()
     assert results.startswith("# Benchmark results") and "Machine:" in results.splitlines()[2]
     assert "FAILED" not in results
+
+
+def test_the_readme_compatibility_table_is_the_committed_measurement():
+    """README's keras.applications table is docs/compatibility.md's, as `make compatibility` wrote both."""
+    begin, end = "<!-- compatibility: begin (docs/compatibility.py) -->", "<!-- compatibility: end -->"
+    table = README[README.index(begin) + len(begin) : README.index(end)].strip()
+    assert table.count("\n") >= 15  # header, rule, one row per application
+    assert table in (ROOT / "docs" / "compatibility.md").read_text()

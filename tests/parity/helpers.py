@@ -33,9 +33,10 @@ def per_layer(backend, spec, weights, x):
     return backend.layer_outputs(backend.build(spec, weights), x)
 
 
-def assert_same_per_layer(spec, backends, seed=0, x=None, inputs="normal"):
-    """Every backend's per-layer outputs agree with the first's within the tolerance rule; names the first layer that differs."""
-    weights = random_weights(spec, seed)
+def assert_same_per_layer(spec, backends, seed=0, x=None, inputs="normal", weights=None):
+    """Every backend's per-layer outputs agree with the first's within the tolerance rule; names the first layer that differs.
+    ``weights``: canonical weights to use (default: random ones drawn with ``seed``)."""
+    weights = random_weights(spec, seed) if weights is None else weights
     x = batch(spec, seed=seed, inputs=inputs) if x is None else x
     reference_name, reference = backends[0]
     expected = per_layer(reference, spec, weights, x)
