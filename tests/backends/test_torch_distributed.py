@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -128,11 +128,38 @@ def test_two_torchrun_launchers_as_two_nodes_compute_what_one_process_computes(s
     endpoint = f"127.0.0.1:{_free_port()}"
     launchers = [
         subprocess.Popen(
-            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-             "--node-rank", str(rank), "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
-             "--rdzv-id", "two-nodes", "-m", "cnnspec", "train", str(specs["bn"]), "--backend", "torch",
-             "--precision", "fp32", "--out", str(out), "--quiet"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--nproc-per-node",
+                "1",
+                "--node-rank",
+                str(rank),
+                "--rdzv-backend",
+                "c10d",
+                "--rdzv-endpoint",
+                endpoint,
+                "--rdzv-id",
+                "two-nodes",
+                "-m",
+                "cnnspec",
+                "train",
+                str(specs["bn"]),
+                "--backend",
+                "torch",
+                "--precision",
+                "fp32",
+                "--out",
+                str(out),
+                "--quiet",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
             env={**os.environ, "OMP_NUM_THREADS": "1"},
         )  # fmt: skip
         for rank in range(2)

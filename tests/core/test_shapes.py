@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -254,6 +255,13 @@ KERAS_FIGURES = {
     ),
 }
 
+# The large example specs' figures, read off the Keras models (count_params, output.shape) into a JSON file
+# when each spec was added; tests/backends/test_keras_backend.py checks every spec against Keras live.
+KERAS_FIGURES.update(
+    (name, ([(tuple(shape), params) for shape, params in figures["layers"]], figures["total"], figures["trainable"]))
+    for name, figures in json.loads((ROOT / "tests" / "core" / "keras_figures.json").read_text()).items()
+)
+
 
 def test_every_example_spec_has_keras_figures(example_spec_path):
     assert example_spec_path.stem in KERAS_FIGURES
@@ -344,10 +352,17 @@ def test_dilated_kernel_is_measured_by_its_span():
         cnnspec.load_spec(doc)
 
 
-def test_loss_needs_a_flat_class_output():
-    doc = {"input_shape": [4, 4, 1], "layers": [{"type": "conv2d", "filters": 2, "kernel_size": 1}]}
-    with pytest.raises(cnnspec.SpecError, match="1-D output of class scores"):
+def test_loss_needs_two_classes_on_the_last_axis():
+    doc = {"input_shape": [4, 4, 1], "layers": [{"type": "conv2d", "filters": 1, "kernel_size": 1}]}
+    with pytest.raises(cnnspec.SpecError, match="at least 2 classes on the output's last axis, got \\(4, 4, 1\\)"):
         cnnspec.load_spec(doc)
+
+
+def test_a_map_of_class_scores_is_a_valid_output():
+    """A per-pixel map (a U-Net's) validates: its last axis holds the classes, as Keras's losses read it."""
+    doc = {"input_shape": [4, 4, 1], "layers": [{"type": "conv2d", "filters": 3, "kernel_size": 1}]}
+    spec = cnnspec.load_spec(doc)
+    assert (spec.summary().output_shape, spec.num_classes, spec.classifies_images) == ((4, 4, 3), 3, False)
 
 
 def test_batch_norm_statistics_are_non_trainable():
