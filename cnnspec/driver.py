@@ -114,12 +114,7 @@ def train(
         settings = _settings(spec, values)
         paths = None
     check_resources(spec, settings.batch_size)
-    if not spec.classifies_images:
-        raise RunError(
-            f"{spec.name}'s output is {spec.summary().output_shape} (class scores at each position), but the data "
-            "sets cnnspec reads give one label per image: end with global pooling or flatten and a dense layer to "
-            "train it; a map like this one validates, builds, exports and runs, and imports from Keras"
-        )
+    spec.require_image_labels("train")
     from .backends import TRAINING_BACKENDS, training_backend
 
     if settings.backend not in TRAINING_BACKENDS:

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import SpecError, SpecIssue
+from .errors import RunError, SpecError, SpecIssue
 from .fields import LayerName, PositiveInt, SpecModel
 from .layers import *  # noqa: F403  (the layer classes are part of this module's public face)
 from .layers import LayerSpec
@@ -179,6 +179,16 @@ class ModelSpec(SpecModel):
     def classifies_images(self) -> bool:
         """The output is one vector of class scores per image (what the image-label data sets train)."""
         return len(self.summary().output_shape) == 1
+
+    def require_image_labels(self, action: str) -> None:
+        """A ``RunError`` unless ``action`` (train, evaluate ...) can read one label per image for this spec."""
+        if not self.classifies_images:
+            raise RunError(
+                f"cannot {action} {self.name}: its output is {self.summary().output_shape} (class scores at each "
+                "position), but cnnspec's data sets give one label per image and its metrics and top-k read one "
+                "vector of scores per image; a map like this one validates, builds, exports, runs and imports "
+                "from Keras"
+            )
 
 
 def _json_default(layer: dict[str, Any], field: str) -> Any:

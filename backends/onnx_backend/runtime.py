@@ -206,6 +206,7 @@ def evaluate_file(path: str | Path, data: str = "digits", resize: bool = False, 
 
     predictor = Predictor(path, provider)
     spec = predictor.spec
+    spec.require_image_labels("evaluate")
     dataset = fit_to_spec(load_data(data), spec.input_shape, spec.num_classes, resize)
     x = dataset.x_test if predictor.layout == "nhwc" else dataset.x_test.transpose(0, 3, 1, 2)
     metrics = predictor.loss_and_accuracy(x, dataset.y_test)

@@ -158,6 +158,7 @@ def predict(
 
     with user_errors():
         predictor = Predictor(model, provider=provider)
+        predictor.spec.require_image_labels("predict")
         x, labels = read_inputs(inputs, predictor.spec.input_shape)
         if predictor.layout == "nchw":
             x = x.transpose(0, 3, 1, 2)

@@ -100,6 +100,33 @@ def test_unet_round_trips_through_a_keras_file(suffix, tmp_path):
 
 
 def test_training_a_map_output_is_refused_in_one_sentence(tmp_path):
-    with pytest.raises(RunError, match=r"output is \(32, 32, 3\).*one label per image"):
+    with pytest.raises(RunError, match=r"cannot train unet_small: its output is \(32, 32, 3\).*one label per image"):
         cnnspec.train(UNET, backend="torch", epochs=1, out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_an_imported_unet_exports_and_verifies_in_both_layouts_but_does_not_evaluate(tmp_path):
+    """A Keras U-Net imported with a run directory: `cnnspec export onnx` verifies it (a map comes out in the
+    input's layout), and `cnnspec evaluate` on the run or the file exits 1 in one line instead of reading
+    digit labels as pixel classes."""
+    from tests.cli.helpers import assert_clean_failure, cnnspec as run_cli
+
+    kb = pytest.importorskip("cnnspec.backends.keras_backend")
+    spec = cnnspec.load_spec(UNET)
+    kb.build(spec, random_weights(spec, 0)).save(tmp_path / "unet.keras")
+    imported = run_cli("import", "keras", str(tmp_path / "unet.keras"), "--output", str(tmp_path / "unet.yaml"),
+                       "--run", str(tmp_path / "run"))  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    for layout in ("nhwc", "nchw"):
+        exported = run_cli("export", "onnx", str(tmp_path / "run"), "--output", str(tmp_path / f"{layout}.onnx"),
+                           "--layout", layout)  # fmt: skip
+        assert exported.returncode == 0, exported.stderr
+        assert "Verified" in exported.stdout
+    for target in (tmp_path / "run", tmp_path / "nhwc.onnx"):
+        result = run_cli("evaluate", str(target), "--resize")
+        assert_clean_failure(result)
+        assert "cannot evaluate unet_small: its output is (32, 32, 3)" in result.stderr
+    np.save(tmp_path / "x.npy", np.zeros((1, 32, 32, 3), np.float32))
+    result = run_cli("predict", str(tmp_path / "nhwc.onnx"), str(tmp_path / "x.npy"))
+    assert_clean_failure(result)
+    assert "cannot predict unet_small" in result.stderr
