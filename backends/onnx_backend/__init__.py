@@ -15,7 +15,7 @@ from cnnspec.placement import Placement
 from cnnspec.spec import ModelSpec
 from cnnspec.weights import Weights, check_weights, initial_weights
 
-from . import augment  # noqa: F401  (registers the builders that leave training-only layers out)
+from . import activation_layers, augment, normalization  # noqa: F401  (register their builders)
 from .export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, check_model, to_onnx, to_onnx_with_layers
 from .graph import BUILDERS
 from .quantize import quantize_int8, to_float16

@@ -23,6 +23,8 @@ from cnnspec.numerics import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
 from cnnspec.registry import BuilderTable, Site
 from cnnspec.weights import Weights
 
+FLOAT = TensorProto.FLOAT
+
 # The graph's own interface: its input and its outputs. A layer may be called "output" or "logits" (the
 # last layer of LeNet-5 is OUTPUT in the paper; "input" is refused by the spec, which means the model input
 # by it), so the tensor of such a layer takes a name no layer can have (layer names have no colon).
@@ -299,29 +301,6 @@ def _global_pool(layer: Any, site: Site) -> str:
     return g.node("Flatten", [g.node(_GLOBAL_OPS[layer.type], [x], f"{layer.name}/pool")], layer.name, axis=1)
 
 
-@BUILDERS.builds("batch_norm")
-def _batch_norm(layer: Any, site: Site) -> str:
-    """Inference batch norm as TensorFlow computes it (``tf.nn.batch_normalization``, which Keras calls):
-    ``x * inv + (beta - mean * inv)`` with ``inv = gamma / sqrt(moving_variance + epsilon)``, folded into
-    two constants here and written as Mul and Add.
-
-    Not a BatchNormalization node: OpenCV's DNN (5.0) fuses one that follows a convolution and its
-    activation into the convolution as if it came before the activation, which is wrong for every
-    activation but ReLU-like ones (tests/backends/test_other_runtimes.py keeps the reproducer). ONNX
-    Runtime and OpenVINO fold the Mul and Add into a preceding convolution as they would the node.
-    """
-    g, x, shape = site.graph, site.x, site.input_shape
-    channels, w = shape[-1], g.weights
-    gamma = w[f"{layer.name}/gamma"] if layer.scale else np.ones(channels, np.float32)
-    beta = w[f"{layer.name}/beta"] if layer.center else np.zeros(channels, np.float32)
-    # float32 arithmetic, as TensorFlow's; ONNX's default epsilon (1e-5) never applies: the spec's is used
-    inv = gamma * (np.float32(1.0) / np.sqrt(w[f"{layer.name}/moving_variance"] + np.float32(layer.epsilon)))
-    shift = beta - w[f"{layer.name}/moving_mean"] * inv
-    per_channel = (channels, 1, 1) if len(shape) == 3 else (channels,)  # NCHW channels, or a flat input's features
-    scaled = g.node("Mul", [x, g.constant(f"{layer.name}/scale", inv.reshape(per_channel))], f"{layer.name}/scaled")
-    return g.node("Add", [scaled, g.constant(f"{layer.name}/shift", shift.reshape(per_channel))], layer.name)
-
-
 @BUILDERS.builds("flatten")
 def _flatten(layer: Any, site: Site) -> str:
     g, x, shape = site.graph, site.x, site.input_shape
@@ -391,59 +370,6 @@ def _cropping(layer: spec_layers.Cropping2D, site: Site) -> str:
     return g.node("Slice", [site.x, starts, ends, axes], layer.name)
 
 
-@BUILDERS.builds("relu")
-def _relu(layer: spec_layers.ReLU, site: Site) -> str:
-    """Keras's ``activations.relu`` with its arguments, term for term (as the torch module)."""
-    g, x, name = site.graph, site.x, layer.name
-    slope, threshold, top = layer.negative_slope, layer.threshold, layer.max_value
-    if slope and top is None and not threshold:
-        return g.node("LeakyRelu", [x], name, alpha=slope)
-    if threshold:
-        above = g.node("Cast", [g.node("Greater", [x, g.constant(f"{name}/threshold", np.float32(threshold))],
-                                       f"{name}/above")], f"{name}/mask", to=FLOAT)  # fmt: skip
-        y = g.node("Mul", [x, above], f"{name}/kept")
-    else:
-        y = g.node("Relu", [x], f"{name}/relu")
-    if top is not None:
-        y = _clip(g, y, 0.0, top, f"{name}/clipped")
-    if not slope:
-        return g.node("Identity", [y], name)
-    shifted = g.node("Sub", [g.constant(f"{name}/shift", np.float32(threshold)), x], f"{name}/below") if threshold \
-        else g.node("Neg", [x], f"{name}/below")  # fmt: skip
-    negative = g.node("Mul", [g.node("Relu", [shifted], f"{name}/negative"), g.constant(f"{name}/slope",
-                                                                                          np.float32(slope))],
-                      f"{name}/scaled")  # fmt: skip
-    return g.node("Sub", [y, negative], name)
-
-
-@BUILDERS.builds("leaky_relu")
-def _leaky_relu(layer: spec_layers.LeakyReLU, site: Site) -> str:
-    return site.graph.node("LeakyRelu", [site.x], layer.name, alpha=layer.negative_slope)
-
-
-@BUILDERS.builds("elu")
-def _elu(layer: spec_layers.ELU, site: Site) -> str:
-    return site.graph.node("Elu", [site.x], layer.name, alpha=layer.alpha)
-
-
-@BUILDERS.builds("prelu")
-def _prelu(layer: spec_layers.PReLU, site: Site) -> str:
-    """Keras's ``relu(x) - alpha * relu(-x)``, not ONNX's PRelu: OpenCV's DNN (5.0) fuses a PRelu into the
-    convolution before it and then refuses a slope that is not one per channel (tests/backends/
-    test_other_runtimes.py keeps the reproducer)."""
-    g, x, name, alpha = site.graph, site.x, layer.name, site.graph.weights[f"{layer.name}/alpha"]
-    slope = g.constant(f"{name}/alpha", alpha.transpose(2, 0, 1) if alpha.ndim == 3 else alpha)  # beside NCHW
-    negative = g.node("Mul", [slope, g.node("Relu", [g.node("Neg", [x], f"{name}/neg")], f"{name}/below")],
-                      f"{name}/negative")  # fmt: skip
-    return g.node("Sub", [g.node("Relu", [x], f"{name}/positive"), negative], name)
-
-
-@BUILDERS.builds("softmax")
-def _softmax(layer: spec_layers.Softmax, site: Site) -> str:
-    nchw = {3: {0: 2, 1: 3, 2: 1}, 1: {0: 1}}[len(site.input_shape)]  # a spec axis as an NCHW axis
-    return site.graph.node("Softmax", [site.x], layer.name, axis=nchw[layer.spatial_axis(site.input_shape)])
-
-
 @BUILDERS.builds("conv2d_transpose")
 def _conv_transpose(layer: spec_layers.Conv2DTranspose, site: Site) -> str:
     """ConvTranspose: its pads crop the full transposed convolution to Keras's output, its output_padding adds the
@@ -498,61 +424,3 @@ def _reshape(layer: spec_layers.Reshape, site: Site) -> str:
         return g.node("Reshape", [x, shape], layer.name)
     laid_out = g.node("Reshape", [x, shape], f"{layer.name}/nhwc_out")
     return g.node("Transpose", [laid_out], layer.name, perm=[0, 3, 1, 2])
-
-
-def _per_channel(shape: tuple, values: np.ndarray) -> np.ndarray:
-    """A per-channel vector shaped to broadcast beside NCHW activations (or a flat input's features)."""
-    return np.asarray(values, np.float32).reshape((-1, 1, 1) if len(shape) == 3 else (-1,))
-
-
-def _channel_mean(g: Graph, x: str, out: str) -> str:
-    """ReduceMean over the channels (NCHW axis 1), kept: an attribute before opset 18, an input since."""
-    if g.opset >= 18:
-        return g.node("ReduceMean", [x, g.constant(f"{out}/axes", np.array([1]), np.int64)], out, keepdims=1)
-    return g.node("ReduceMean", [x], out, axes=[1], keepdims=1)
-
-
-@BUILDERS.builds("layer_normalization")
-def _layer_normalization(layer: spec_layers.LayerNormalization, site: Site) -> str:
-    """Keras's arithmetic: ``x * inv + (beta - mean * inv)``, ``inv = gamma / sqrt(variance + epsilon)``; not
-    ONNX's LayerNormalization, which normalises every axis from the one given (NCHW: channels and space)."""
-    g, x, name, shape = site.graph, site.x, layer.name, site.input_shape
-    mean = _channel_mean(g, x, f"{name}/mean")
-    centred = g.node("Sub", [x, mean], f"{name}/centred")
-    variance = _channel_mean(g, g.node("Mul", [centred, centred], f"{name}/squares"), f"{name}/variance")
-    eps = g.constant(f"{name}/epsilon", np.float32(layer.epsilon))
-    inv = g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [variance, eps], f"{name}/var_eps")], f"{name}/std")],
-                 f"{name}/inv")  # fmt: skip
-    if layer.scale:
-        gamma = g.constant(f"{name}/gamma", _per_channel(shape, g.weights[f"{name}/gamma"]))
-        inv = g.node("Mul", [inv, gamma], f"{name}/inv_gamma")
-    shift = g.node("Neg", [g.node("Mul", [mean, inv], f"{name}/mean_inv")], f"{name}/shift")
-    if layer.center:
-        beta = g.constant(f"{name}/beta", _per_channel(shape, g.weights[f"{name}/beta"]))
-        shift = g.node("Add", [shift, beta], f"{name}/shift_beta")
-    return g.node("Add", [g.node("Mul", [x, inv], f"{name}/scaled"), shift], name)
-
-
-@BUILDERS.builds("normalization")
-def _normalization(layer: spec_layers.Normalization, site: Site) -> str:
-    g, name, channels = site.graph, layer.name, site.input_shape[-1]
-    given = layer.mean is not None
-    mean = np.broadcast_to(np.asarray(layer.mean if given else g.weights[f"{name}/mean"], np.float32), (channels,))
-    variance = np.broadcast_to(
-        np.asarray(layer.variance if given else g.weights[f"{name}/variance"], np.float32), (channels,)
-    )
-    denominator = np.maximum(np.sqrt(variance), np.float32(1e-7))  # float32, as Keras computes it
-    centred = g.node("Sub", [site.x, g.constant(f"{name}/mean", _per_channel(site.input_shape, mean))],
-                     f"{name}/centred")  # fmt: skip
-    return g.node("Div", [centred, g.constant(f"{name}/scale", _per_channel(site.input_shape, denominator))], name)
-
-
-@BUILDERS.builds("scale")
-def _scale(layer: spec_layers.Scale, site: Site) -> str:
-    gamma = site.graph.constant(
-        f"{layer.name}/gamma", _per_channel(site.input_shape, site.graph.weights[f"{layer.name}/gamma"])
-    )
-    return site.graph.node("Mul", [site.x, gamma], layer.name)
-
-
-FLOAT = TensorProto.FLOAT

@@ -29,8 +29,6 @@ from cnnspec.registry import BuilderTable, Site
 from .modules import (
     ACTIVATIONS,
     AvgPool2d,
-    BatchNorm,
-    ChannelScale,
     ConcatenateChannels,
     Conv2d,
     ConvTranspose2d,
@@ -38,8 +36,6 @@ from .modules import (
     Flatten,
     GlobalAvgPool,
     GlobalMaxPool,
-    KerasLayerNorm,
-    KerasNormalization,
     KerasReLU,
     Lambda,
     MaxPool2d,
@@ -54,6 +50,7 @@ from .modules import (
     UpSample,
     ZeroPad,
 )
+from .normalization import BatchNorm, ChannelScale, KerasLayerNorm, KerasNormalization
 
 
 # -- builders: spec class -> modules + where the canonical variables live ------------------------

@@ -24,7 +24,7 @@ from cnnspec.streams import stream_batches
 
 from .augment import seed_augmentations
 from .model import CompiledModel, to_nchw
-from .modules import BatchNorm
+from .normalization import BatchNorm
 from .optimizers import make_optimizer
 from .placement import TorchPlacement
 from .weights import variables

@@ -289,7 +289,7 @@ def test_synchronized_batch_norm_gradient_is_as_exact_as_one_process_kernel(tmp_
     two-process runs above."""
     import torch.distributed as dist
 
-    from cnnspec.backends.torch_backend.modules import BatchNorm
+    from cnnspec.backends.torch_backend.normalization import BatchNorm
     from cnnspec.layers.normalization import BatchNorm as BatchNormSpec
 
     generator = torch.Generator().manual_seed(0)
