@@ -51,14 +51,18 @@ def test_digits_cnn_mean_accuracy_over_seeds(accuracy, backend, floor):
     assert statistics.mean(scores) >= floor, scores
 
 
-def test_bf16_loses_no_more_than_half_a_point_against_fp32(accuracy):
-    """Paired by seed (same initial weights, shuffles and dropout seeds). Fails when the data show,
-    with 95% confidence (one-sided paired t-test, 4 degrees of freedom), that bf16 is more than
-    0.5 points worse than fp32; so a correct bf16 fails less than 5% of the time even at that edge."""
+def test_bf16_loses_less_than_a_point_against_fp32(accuracy):
+    """Paired by seed (same initial weights, shuffles and dropout seeds): the one-sided 95% upper confidence
+    bound of fp32's lead over bf16 (paired t, 4 degrees of freedom) is below one point, so the data show that
+    bf16 loses less than a point; noisy data widen the bound and fail the test, not pass it.
+
+    Measured (torch, AMX Xeon): fp32 98.6/98.9/98.3/99.2/97.8%, bf16 98.1/98.9/98.3/98.3/98.9%: a mean lead of
+    0.06 points, standard error 0.33, upper bound 0.77 points. Half a point, the claim this test once made,
+    is not what five seeds can show: it would take about three times as many."""
     fp32, bf16 = accuracy("torch", "fp32"), accuracy("torch", "bf16")
     losses = [a - b for a, b in zip(fp32, bf16)]
     mean = statistics.mean(losses)
     standard_error = statistics.stdev(losses) / len(losses) ** 0.5
     t_95 = 2.132  # Student's t, 0.95 quantile, 4 degrees of freedom
-    assert mean - t_95 * standard_error <= 0.005, {"fp32": fp32, "bf16": bf16}
+    assert mean + t_95 * standard_error < 0.01, {"fp32": fp32, "bf16": bf16}
     assert statistics.mean(bf16) >= 0.975, bf16

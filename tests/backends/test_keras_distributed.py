@@ -146,7 +146,7 @@ def test_nproc_2_matches_nproc_1_over_three_epochs():
     (one,) = _run(nprocs=(1,), epochs=3)
     (many,) = _run(nprocs=(2,), epochs=3)
     assert 1437 % 64 == 29 and many["replicas"] == 2
-    _assert_same_training(one, many, atol=1e-4)
+    _assert_same_training(one, many, atol=1e-5)  # the tolerance rule's base: 16 times what was measured
 
 
 def test_nproc_after_tensorflow_started_is_a_one_line_run_error():
@@ -181,4 +181,7 @@ def test_two_gpus_train_as_one():
     (one,) = _run("cuda", nprocs=(1,), epochs=3)
     (many,) = _run("cuda", nprocs=(2,), epochs=3)
     assert many["describe"] == "2 GPUs (MirroredStrategy)"
+    # Looser than the CPU's 1e-5, and not measured (no GPU where this was written): TensorFlow computes float32
+    # convolutions in TensorFloat-32 by default on Ampere and later GPUs (10-bit mantissas), and cuDNN picks
+    # algorithms per batch shape, so one GPU and two (half the batch each) round differently at every step.
     _assert_same_training(one, many, atol=1e-4)
