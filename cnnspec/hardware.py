@@ -2,7 +2,7 @@
 
 Machines differ between users (and between CI runs): a Xeon with AMX matrix units
 runs bf16 convolutions faster than fp32, a CPU without native bf16 emulates them, far
-slower (benchmarks/results.md measures both on the machine it names). ``choose_precision`` turns ``--precision auto`` into fp32 or bf16 from
+slower (benchmarks/results.md measures bf16 on the machine it names). ``choose_precision`` turns ``--precision auto`` into fp32 or bf16 from
 these facts and says why. Nothing here imports a framework unless asked about a GPU.
 
 >>> choose_precision("auto", "torch", cpu=CpuInfo("example", frozenset({"avx2"}), "x86_64")).precision
@@ -121,8 +121,9 @@ def choose_precision(requested: str, backend: str, cpu: CpuInfo | None = None) -
     """fp32 or bf16 for training ``backend`` on this CPU, and why.
 
     ``auto`` picks bf16 only where it is native *and* measured faster: CPUs with bf16
-    matrix units (AMX), where torch and Keras trained mnist_cnn faster than fp32
-    (benchmarks/results.md, "Peak memory of training (and Keras bf16)", gives the figures). bf16 dot-product instructions alone (avx512_bf16 without AMX) were
+    matrix units (AMX), where torch and Keras trained mnist_cnn faster than fp32 (the
+    AMX Xeon run of benchmarks/results.md, 2026-11-23, in its history; the committed run
+    names its own machine, and shows emulated bf16 far slower there). bf16 dot-product instructions alone (avx512_bf16 without AMX) were
     measured no faster than fp32 channels-last, so ``auto`` keeps fp32 there.
     Keras computes bf16 natively only through TensorFlow's oneDNN kernels.
     """

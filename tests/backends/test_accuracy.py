@@ -56,7 +56,7 @@ def test_bf16_loses_less_than_a_point_against_fp32(accuracy):
     bound of fp32's lead over bf16 (paired t, 4 degrees of freedom) is below one point, so the data show that
     bf16 loses less than a point; noisy data widen the bound and fail the test, not pass it.
 
-    Measured (torch, AMX Xeon): fp32 98.6/98.9/98.3/99.2/97.8%, bf16 98.1/98.9/98.3/98.3/98.9%: a mean lead of
+    Measured (torch, a 2-core AMD EPYC where bf16 is emulated): fp32 98.6/98.9/98.3/99.2/97.8%, bf16 98.1/98.9/98.3/98.3/98.9%: a mean lead of
     0.06 points, standard error 0.33, upper bound 0.77 points. Half a point, the claim this test once made,
     is not what five seeds can show: it would take about three times as many."""
     fp32, bf16 = accuracy("torch", "fp32"), accuracy("torch", "bf16")

@@ -12,9 +12,9 @@ model's mean 0 / variance 1 would hide a swapped or missing statistic), then:
 - one training step (SGD, batch norm in training mode, dropout rates set to 0 since each framework
   draws its own masks) leaves the same weights and batch-norm statistics in torch and Keras.
 
-The models above two million parameters or 100 layers are marked slow: CI runs them (``make test-slow``),
-``make test`` keeps to the small ones. OpenCV DNN is not asserted here: benchmarks/compatibility.py
-records what it does with each (docs/compatibility.md).
+The five mobile models (MobileNet V1-V3, EfficientNetB0; about 1.2 minutes together) run in ``make test``;
+the other nine are marked slow, and CI runs them (``make test-slow``). OpenCV DNN is not asserted here:
+docs/compatibility.py records what it does with each (docs/compatibility.md).
 """
 
 from __future__ import annotations
