@@ -96,7 +96,7 @@ def main() -> None:
         "largest magnitude any layer carries). Keras and torch run the imported spec; the runtimes run the file "
         "`cnnspec export onnx` writes, ONNX Runtime at its default optimisation level. "
         "tests/backends/test_keras_zoo.py asserts the same for Keras, torch, ONNX Runtime (every level) and "
-        "OpenVINO, layer by layer, and one training step.\n\n"
+        "OpenVINO, layer by layer (an output saturated near one-hot shows little on its own), and one training step.\n\n"
         f"Measured on {machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}, by `make compatibility` "
         "(docs/compatibility.py).\n\n" + body
     )

@@ -3,8 +3,9 @@
 specs/mobilenet_v2.yaml and specs/efficientnet_b0.yaml were written by hand from the papers;
 keras.applications' MobileNetV2 and EfficientNetB0 by Keras's authors. Given the same weights (the
 application's, with random batch-norm statistics, moved onto the spec's layers in order), both give the
-same probabilities, in cnnspec's Keras and torch backends. specs/se_resnet_block.yaml is checked the same way against the block written here in plain
-Keras. Parameter counts alone would not catch a swapped stride, a missing ReLU6 or a wrong padding.
+same probabilities, in cnnspec's Keras and torch backends. specs/se_resnet_block.yaml is checked the same
+way against the block written here in plain Keras. Parameter counts alone would not catch a swapped stride,
+a missing ReLU6 or a wrong padding.
 """
 
 from __future__ import annotations
