@@ -10,6 +10,7 @@ import statistics
 import pytest
 
 import cnnspec
+from tests.backends.seeded_runs import resized_digits_accuracies
 
 pytestmark = pytest.mark.slow
 
@@ -37,17 +38,5 @@ def test_mobilenet_v2_trains_on_resized_digits(backend, tmp_path):
     93.2%), Keras 92.0/93.6/93.9% (mean 93.1%); a seed's result moves by about 2.5 points, so the standard
     error of a 3-seed mean is about 1.5: the mean of three seeds must reach 88%, three standard errors below."""
     pytest.importorskip(f"cnnspec.backends.{backend}_backend")
-    scores = [
-        cnnspec.train(
-            _mobilenet_v2_for_digits(),
-            backend,
-            data="digits",
-            resize=True,
-            seed=seed,
-            precision="fp32",
-            out=tmp_path / f"seed{seed}",
-            verbose=False,
-        ).metrics["accuracy"]
-        for seed in (0, 1, 2)
-    ]
+    scores = resized_digits_accuracies(_mobilenet_v2_for_digits(), backend, tmp_path)
     assert statistics.mean(scores) >= 0.88, scores

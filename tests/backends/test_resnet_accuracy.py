@@ -11,6 +11,7 @@ import statistics
 import pytest
 
 import cnnspec
+from tests.backends.seeded_runs import resized_digits_accuracies
 
 pytestmark = pytest.mark.slow
 
@@ -39,17 +40,5 @@ def test_resnet20_trains_on_resized_digits(backend, tmp_path):
     """Measured (seeds 0-2, 6 epochs, 16x16): torch 98.1/97.5/98.9% (mean 98.1%), Keras 99.2/98.1/97.8%
     (mean 98.3%); at 32x32 torch reached 99.7% in 12 epochs. The mean of three seeds must reach 97%."""
     pytest.importorskip(f"cnnspec.backends.{backend}_backend")
-    scores = [
-        cnnspec.train(
-            _resnet20_for_digits(),
-            backend,
-            data="digits",
-            resize=True,
-            seed=seed,
-            precision="fp32",
-            out=tmp_path / f"seed{seed}",
-            verbose=False,
-        ).metrics["accuracy"]
-        for seed in (0, 1, 2)
-    ]
+    scores = resized_digits_accuracies(_resnet20_for_digits(), backend, tmp_path)
     assert statistics.mean(scores) >= 0.97, scores
