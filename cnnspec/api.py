@@ -45,7 +45,8 @@ def build(
 def evaluate(
     target: str | Path, data: Any = None, backend: str | None = None, resize: bool | None = None, device: str = "auto"
 ) -> dict[str, Any]:
-    """Accuracy and loss on the test split: ``{"accuracy", "loss", "n"}``.
+    """The spec's metrics (``training.metrics``: accuracy, mean_io_u, mae ...) and loss on the test split:
+    ``{"accuracy": ..., "loss": ..., "n": ...}``.
 
     ``target`` is a run directory (evaluated with ``backend``, default the one that
     trained it) or an ``.onnx`` file (ONNX Runtime). ``data`` defaults to the run's source;
@@ -67,7 +68,7 @@ def evaluate(
     model = framework.build(run.spec, run.weights, placement=placement)
     trainer = framework.Trainer(model, run.spec.training, placement=placement)
     metrics = trainer.evaluate(trainer.prepare(dataset.x_test, dataset.y_test))
-    return {"accuracy": metrics["accuracy"], "loss": metrics["loss"], "n": int(len(dataset.x_test))}
+    return {**metrics, "n": int(len(dataset.x_test))}
 
 
 def predict(model: Model | Any, x: np.ndarray, backend: str | None = None, batch_size: int = 1024) -> np.ndarray:

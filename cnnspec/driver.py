@@ -114,7 +114,6 @@ def train(
         settings = _settings(spec, values)
         paths = None
     check_resources(spec, settings.batch_size)
-    spec.require_image_labels("train")
     from .backends import TRAINING_BACKENDS, training_backend
 
     if settings.backend not in TRAINING_BACKENDS:
@@ -162,7 +161,7 @@ def _train_placed(
             )
     # a resumed run reads its own source (the CLI passes its default name); only arrays are given again
     images = _dataset(None if resuming and isinstance(data, str) else data, validation_data, settings, follow_symlinks)
-    dataset = fit_to_spec(images, spec.input_shape, spec.num_classes, settings.resize)
+    dataset = fit_to_spec(images, spec, resize=settings.resize)
     if placement.main:
         _check_writable(paths.root, spec)
     scalars = None

@@ -14,6 +14,7 @@ import numpy as np
 
 from .data import Dataset, is_streamed, validation_split
 from .errors import RunError
+from .metrics import higher_is_better
 from .model import Model
 from .placement import Placement
 from .progress import EpochProgress
@@ -170,10 +171,7 @@ class EpochLoop:
             p.history.setdefault(key, []).append(value)
         if self.scalars is not None:
             self.scalars.add(epoch, {**metrics, "learning_rate": learning_rate})
-        kept_value = metrics.get("val_loss", metrics["loss"])
-        improved = kept_value < p.best_value  # the same in every process: the metrics are reduced
-        if improved:
-            p.best_value, p.best_epoch = kept_value, epoch
+        improved = self._keeps(metrics, epoch)  # the same in every process: the metrics are reduced
         stop = self._early_stopping(metrics)
         self._reduce_lr_on_plateau(epoch, metrics, learning_rate)
         p.epoch = epoch
@@ -184,13 +182,24 @@ class EpochLoop:
             self._checkpoint(epoch, improved, weights)
         return "early_stopping" if stop else "continue"
 
+    def _keeps(self, metrics: dict[str, float], epoch: int) -> bool:
+        """Whether this epoch's weights are the best so far by ``training.keep_best`` (its training value when
+        nothing was held out). ``best_value`` holds the monitored value signed so that lower is better."""
+        monitor = self.spec.training.keep_best
+        value = metrics.get(monitor, metrics[monitor.removeprefix("val_")])
+        score = -value if higher_is_better(monitor) else value
+        if score < self.progress.best_value:
+            self.progress.best_value, self.progress.best_epoch = score, epoch
+            return True
+        return False
+
     def _early_stopping(self, metrics: dict[str, float]) -> bool:
         """Keras's EarlyStopping: wait counts non-improving epochs; stop when it reaches patience."""
         rule = self.spec.training.early_stopping
         if rule is None:
             return False
         p, value = self.progress, metrics[rule.monitor]
-        lower_is_better = rule.monitor.endswith("loss")
+        lower_is_better = not higher_is_better(rule.monitor)
         if p.monitor_best is None:
             improved = True
         elif lower_is_better:
@@ -221,7 +230,7 @@ class EpochLoop:
             patience=rule.patience,
             min_delta=rule.min_delta,
             min_lr=rule.min_lr,
-            lower_is_better=rule.monitor.endswith("loss"),
+            lower_is_better=not higher_is_better(rule.monitor),
         )
         p.plateau_best, p.plateau_wait = state.best, state.wait
         if reduced != learning_rate:
@@ -268,10 +277,10 @@ class EpochLoop:
             model = self.framework.build(self.spec, weights, seed=self.settings.seed, placement=self.placement)
             trainer = self.framework.Trainer(model, self.spec.training, placement=self.placement)
         # arrays given without a test split: no test metrics (None), rather than metrics of something else
-        test = trainer.evaluate(trainer.prepare(x_test, y_test)) if len(x_test) else {"accuracy": None, "loss": None}
+        names = ["loss", *self.spec.training.metrics]
+        test = trainer.evaluate(trainer.prepare(x_test, y_test)) if len(x_test) else dict.fromkeys(names)
         metrics = {
-            "accuracy": test["accuracy"],
-            "loss": test["loss"],
+            **{name: test[name] for name in [*names[1:], "loss"]},
             "n": int(len(x_test)),
             "best_epoch": p.best_epoch,
             "epochs_run": p.epoch,
@@ -283,10 +292,8 @@ class EpochLoop:
         if self.placement.main:
             write_results(paths, metrics, p.history, title=f"{self.spec.name} ({self.settings.backend})")
         if self.verbose and len(x_test):
-            print(
-                f"Test: accuracy {test['accuracy']:.4f} - loss {test['loss']:.4f} ({len(x_test):,} images, "
-                f"weights of epoch {p.best_epoch})"
-            )
+            shown = " - ".join(f"{name} {test[name]:.4f}" for name in [*names[1:], "loss"])
+            print(f"Test: {shown} ({len(x_test):,} images, weights of epoch {p.best_epoch})")
         if self.verbose:
             print(f"Run saved to {paths.root}")
         return TrainResult(paths.root, p.history, metrics, Model(self.spec, self.settings.backend, self.model), reason)

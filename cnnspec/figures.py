@@ -12,6 +12,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .metrics import METRICS
+
 RIGHT, WRONG = "tab:blue", "tab:red"
 
 
@@ -53,13 +55,15 @@ def _tiles(count: int, tile: tuple[float, float]) -> tuple[Any, list[Any]]:
 
 
 def learning_curves(history: dict[str, list[float]], title: str = "") -> bytes:
-    """Loss and accuracy per epoch, train solid and validation dashed; a third panel, log scale, for the
+    """The loss and each metric per epoch, train solid and validation dashed; a last panel, log scale, for the
     learning rate when it changed during the run (a schedule or ReduceLROnPlateau)."""
     plt = _plt()
     epochs = history.get("epoch") or list(range(1, len(history.get("loss", [])) + 1))
     rates = history.get("learning_rate") or []
-    panels = ["loss", "accuracy"] + ["learning_rate"] * (len(set(rates)) > 1)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
+    metrics = [key for key in history if key in METRICS]
+    panels = ["loss", *metrics] + ["learning_rate"] * (len(set(rates)) > 1)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    axes = axes[0]
     for ax, metric in zip(axes, panels):
         for key, style in ((metric, "-o"), (f"val_{metric}", "--o")):
             if history.get(key):
@@ -68,7 +72,7 @@ def learning_curves(history: dict[str, list[float]], title: str = "") -> bytes:
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
         ax.legend()
-    if len(panels) > 2:
+    if panels[-1] == "learning_rate":
         axes[-1].set_yscale("log")  # decays and reductions are multiplicative
     if title:
         fig.suptitle(title)

@@ -83,25 +83,3 @@ def max_difference(got: Any, expected: Any) -> float:
     with np.errstate(invalid="ignore"):  # inf - inf: handled by same_nonfinite
         difference = np.where(same_nonfinite, 0.0, np.abs(got - expected))
     return float(np.nan_to_num(difference, nan=np.inf, posinf=np.inf).max())
-
-
-def crossentropy(labels: Any, probabilities: Any, logits: Any = None, label_smoothing: float = 0.0) -> Any:
-    """Per-sample categorical cross-entropy as Keras computes it, in float64 numpy.
-
-    From ``logits`` when the model has them (it ends in a softmax or sigmoid),
-    else from ``probabilities`` renormalised and clipped. The torch trainer applies
-    the same rule with torch operations.
-    """
-    import numpy as np
-
-    rows = np.arange(len(labels))
-    if logits is not None:
-        z = np.asarray(logits, dtype=np.float64)
-        z = z - z.max(axis=1, keepdims=True)
-        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    else:
-        p = np.asarray(probabilities, dtype=np.float64)
-        log_p = np.log(np.clip(p / p.sum(axis=1, keepdims=True), KERAS_EPSILON, 1 - KERAS_EPSILON))
-    if label_smoothing:  # Keras: one-hot targets y * (1 - ls) + ls / classes
-        return -(1.0 - label_smoothing) * log_p[rows, np.asarray(labels)] - label_smoothing * log_p.mean(axis=1)
-    return -log_p[rows, np.asarray(labels)]

@@ -66,7 +66,7 @@ def register_layer(cls: C) -> C:
 
 def register_loss(cls: C) -> C:
     """Class decorator: make a loss spec class available as ``training.loss`` (its Keras class name too)."""
-    _register(LOSS_CLASSES, LOSS_ALIASES, cls, (cls.keras_class,))  # type: ignore[attr-defined]
+    _register(LOSS_CLASSES, LOSS_ALIASES, cls, (cls.keras_class, *cls.aliases))  # type: ignore[attr-defined]
     return cls
 
 

@@ -172,8 +172,7 @@ class Run:
             images = load_data(data or self.settings.data)
         if len(images.x_test) == 0:
             raise DataError("the data has no test split to evaluate on: give (x_train, y_train, x_test, y_test)")
-        self.spec.require_image_labels("evaluate")
-        return fit_to_spec(images, self.spec.input_shape, self.spec.num_classes, resize)
+        return fit_to_spec(images, self.spec, resize=resize)
 
 
 def load_run(run_dir: str | Path) -> Run:

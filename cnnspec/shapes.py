@@ -289,10 +289,14 @@ def _layer_output(layer: Any, sources: list[str], shapes: list[Shape]) -> Shape:
 
 
 def _check_loss_output(spec: ModelSpec, last: LayerShape) -> None:
-    """A cross-entropy reads the last axis as class scores, at every position of any others (a vector of
-    scores, or a map of them: Keras's losses take (batch, ..., classes) alike)."""
+    """A cross-entropy over classes reads the last axis as class scores, at every position of any others (a
+    vector of scores, or a map of them: Keras's losses take (batch, ..., classes) alike); other losses read
+    any output."""
     loss = spec.training.loss
-    if last.output_shape[-1] >= 2:
+    if last.output_shape[-1] >= loss.min_channels:
         return
-    message = f"{loss} needs at least 2 classes on the output's last axis, got {last.output_shape}"
+    message = (
+        f"{loss} needs at least {loss.min_channels} classes on the output's last axis, got {last.output_shape}"
+        + ("; for one probability per output use binary_crossentropy" if last.output_shape[-1] == 1 else "")
+    )
     raise SpecError(SpecIssue(message, last.index, last.name, None, "loss_output", list(last.output_shape)))

@@ -17,7 +17,7 @@ below is derived from the registry.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     Field,
@@ -27,10 +27,11 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import RunError, SpecError, SpecIssue
+from .errors import SpecError, SpecIssue
 from .fields import LayerName, PositiveInt, SpecModel
 from .layers import *  # noqa: F403  (the layer classes are part of this module's public face)
 from .layers import LayerSpec
+from .metrics import METRICS
 from .registry import LAYER_ALIASES, LAYER_CLASSES, SEALED, canonical_type
 from .shapes import INPUT, ShapeReport, infer_shapes
 from .training import *  # noqa: F403  (the training setup is part of this module's public face)
@@ -103,10 +104,10 @@ class ModelSpec(SpecModel):
         if duplicates:
             raise SpecError(duplicates)
         report = infer_shapes(self)  # raises SpecError naming the first layer that does not fit
-        if self.class_names is not None and len(self.class_names) != report.output_shape[0]:
+        if self.class_names is not None and len(self.class_names) != report.output_shape[-1]:
             raise SpecError(
                 SpecIssue(
-                    f"{len(self.class_names)} class names for an output of {report.output_shape[0]} classes",
+                    f"{len(self.class_names)} class names for an output of {report.output_shape[-1]} classes",
                     field="class_names",
                     rule="class_names_match_output",
                     value=self.class_names,
@@ -121,7 +122,7 @@ class ModelSpec(SpecModel):
         on TensorFlow it quietly reads the activation's input (a warning), on JAX and torch it does not."""
         last = self.layers[-1]
         activation = last.final_activation()
-        if self.training.loss.from_logits and activation in LOGIT_ACTIVATIONS:
+        if self.training.loss.takes_logits and activation in LOGIT_ACTIVATIONS:
             raise SpecError(
                 SpecIssue(
                     f"training.loss.from_logits is true but this last layer ends in {activation}, so its output is "
@@ -177,18 +178,46 @@ class ModelSpec(SpecModel):
 
     @property
     def classifies_images(self) -> bool:
-        """The output is one vector of class scores per image (what the image-label data sets train)."""
-        return len(self.summary().output_shape) == 1
+        """The output is one vector of class scores per image (what top-k predictions and confusion matrices read)."""
+        return len(self.summary().output_shape) == 1 and self.target_kind == "classes"
 
-    def require_image_labels(self, action: str) -> None:
-        """A ``RunError`` unless ``action`` (train, evaluate ...) can read one label per image for this spec."""
-        if not self.classifies_images:
-            raise RunError(
-                f"cannot {action} {self.name}: its output is {self.summary().output_shape} (class scores at each "
-                "position), but cnnspec's data sets give one label per image and its metrics and top-k read one "
-                "vector of scores per image; a map like this one validates, builds, exports, runs and imports "
-                "from Keras"
+    @property
+    def target_kind(self) -> Literal["classes", "values"]:
+        """What the data gives per image: ``classes`` (a class index per position of the output's last axis of
+        scores) or ``values`` (numbers of the output's shape), as the loss reads them."""
+        return self.training.loss.target_kind(self.num_classes)
+
+    @property
+    def target_shape(self) -> tuple[int, ...]:
+        """The shape of one image's target: the output's shape, without its last axis for class indices."""
+        shape = tuple(self.summary().output_shape)
+        return shape[:-1] if self.target_kind == "classes" else shape
+
+    @property
+    def task(self) -> Literal["classification", "segmentation", "regression"]:
+        """What the spec is trained for, as reports and ``predict`` show it: one class per image, a class per
+        position of a map, or values."""
+        if self.target_kind == "values":
+            return "regression"
+        return "classification" if len(self.summary().output_shape) == 1 else "segmentation"
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_targets(self) -> ModelSpec:
+        """A metric reads the targets the loss trains on: accuracy and mean IoU need class indices."""
+        kind = self.target_kind
+        wrong = [name for name in self.training.metrics if METRICS[name].targets != kind]
+        if wrong:
+            fitting = [name for name, metric in METRICS.items() if metric.targets == kind]
+            raise SpecError(
+                SpecIssue(
+                    f"training.metrics {wrong} need {METRICS[wrong[0]].targets} targets, but {self.training.loss} "
+                    f"on this output {list(self.summary().output_shape)} trains on {kind}; use {', '.join(fitting)}",
+                    field="training.metrics",
+                    rule="metric_targets",
+                    value=wrong,
+                )
             )
+        return self
 
 
 def _json_default(layer: dict[str, Any], field: str) -> Any:

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_serializer, 
 
 from .fields import Bool, Float, NonNegativeInt, PositiveFloat, PositiveInt, Rate, SpecModel
 from .issues import issues_from_validation_error
+from .metrics import MetricName
 from .registry import (
     LOSS_ALIASES,
     LOSS_CLASSES,
@@ -28,7 +29,8 @@ from .registry import (
 from .schedules import SCHEDULES
 
 __all__ = [
-    "SGD", "Adam", "AdamW", "CategoricalCrossentropy", "CosineDecay", "EarlyStopping", "ExponentialDecay",
+    "SGD", "Adam", "AdamW", "BinaryCrossentropy", "CategoricalCrossentropy", "Crossentropy", "Dice", "Huber",
+    "MeanAbsoluteError", "MeanSquaredError", "CosineDecay", "EarlyStopping", "ExponentialDecay",
     "LearningRateSchedule", "LossSpec", "OptimizerSpec", "PiecewiseConstantDecay", "RMSprop", "ReduceLROnPlateau",
     "SparseCategoricalCrossentropy", "TrainingSpec",
 ]  # fmt: skip
@@ -220,41 +222,81 @@ else:
 
 
 class LossSpec(SpecModel):
-    """A Keras 3 cross-entropy loss and its options; ``loss: NAME`` is short for ``{type: NAME}``.
+    """A Keras 3 loss and its options; ``loss: NAME`` is short for ``{type: NAME}``; register a subclass with
+    ``@register_loss``.
 
-    ``from_logits``: the model's output is logits (a final layer without softmax). When it is
-    false, a final softmax or sigmoid is still read through to its logits, as Keras on TensorFlow does.
+    ``targets``: what the data gives for each output: ``classes`` (class indices, one per position of the
+    output's last axis of scores; a one-hot or 1-channel form is converted), ``values`` (numbers of the
+    output's shape), or ``either`` (classes when the output has two or more channels, else values).
+    ``reads_logits``: Keras on TensorFlow computes it from the logits behind a final softmax or sigmoid.
+    ``per_row``: it has one value per row (a mean over the row's positions), which the batch mean averages;
+    Dice has one value per batch (Keras's default ``axis=None``).
     """
 
     keras_class: ClassVar[str] = ""
-    one_hot_targets: ClassVar[bool] = False  # the labels it reads: one-hot rows (True) or class indices
+    aliases: ClassVar[tuple[str, ...]] = ()  # Keras's other names for it (``mse`` ...)
+    targets: ClassVar[Literal["classes", "values", "either"]] = "values"
+    one_hot_targets: ClassVar[bool] = False  # classes reach the loss one-hot (True) or as indices
+    reads_logits: ClassVar[bool] = False
+    per_row: ClassVar[bool] = True
+    min_channels: ClassVar[int] = 1  # the fewest scores on the output's last axis it can read
+    default_metrics: ClassVar[tuple[str, ...]] = ()
     type: str
-    from_logits: Bool = False
-    label_smoothing: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0
 
     def __str__(self) -> str:  # messages name the loss as a spec writes it
         return self.type
 
+    @property
+    def takes_logits(self) -> bool:
+        """The spec says the model's output is logits (``from_logits``; only cross-entropies have it)."""
+        return bool(getattr(self, "from_logits", False))
+
+    def target_kind(self, channels: int) -> Literal["classes", "values"]:
+        """``classes`` or ``values`` for an output with ``channels`` entries on its last axis."""
+        if self.targets == "either":
+            return "classes" if channels >= 2 else "values"
+        return self.targets
+
     @model_serializer(mode="wrap")
     def _short_form(self, handler: Any) -> Any:
         """Written back as ``loss: NAME`` when its options are the defaults, as specs always wrote it."""
-        return self.type if not self.from_logits and self.label_smoothing == 0.0 else handler(self)
+        defaults = all(
+            getattr(self, key) == info.default for key, info in type(self).model_fields.items() if key != "type"
+        )
+        return self.type if defaults else handler(self)
+
+
+class Crossentropy(LossSpec):
+    """A cross-entropy. ``from_logits``: the model's output is logits (a final layer without softmax or
+    sigmoid). When it is false, a final softmax or sigmoid is still read through to its logits, as Keras on
+    TensorFlow does."""
+
+    reads_logits = True
+    from_logits: Bool = False
+    label_smoothing: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.0
 
 
 @register_loss
-class CategoricalCrossentropy(LossSpec):
-    """One-hot labels; ``label_smoothing`` ls turns them into ``y * (1 - ls) + ls / classes``."""
+class CategoricalCrossentropy(Crossentropy):
+    """One-hot labels (class indices in the data are one-hot encoded); ``label_smoothing`` ls turns them into
+    ``y * (1 - ls) + ls / classes``. Over the last axis at every position of a map."""
 
     keras_class = "CategoricalCrossentropy"
+    targets = "classes"
     one_hot_targets = True
+    min_channels = 2
+    default_metrics = ("accuracy",)
     type: Literal["categorical_crossentropy"] = "categorical_crossentropy"
 
 
 @register_loss
-class SparseCategoricalCrossentropy(LossSpec):
+class SparseCategoricalCrossentropy(Crossentropy):
     """Integer labels. Keras 3's SparseCategoricalCrossentropy has no ``label_smoothing``, so it must stay 0."""
 
     keras_class = "SparseCategoricalCrossentropy"
+    targets = "classes"
+    min_channels = 2
+    default_metrics = ("accuracy",)
     type: Literal["sparse_categorical_crossentropy"] = "sparse_categorical_crossentropy"
 
     @field_validator("label_smoothing")
@@ -268,6 +310,61 @@ class SparseCategoricalCrossentropy(LossSpec):
         return value
 
 
+@register_loss
+class BinaryCrossentropy(Crossentropy):
+    """Each output a probability of its own (multi-label, or per pixel), targets 0..1; Keras's
+    ``mean(-(y log p + (1 - y) log(1 - p)), axis=-1)``, p clipped to [eps, 1 - eps] or computed from logits;
+    ``label_smoothing`` ls trains on ``y * (1 - ls) + ls / 2``."""
+
+    keras_class = "BinaryCrossentropy"
+    default_metrics = ("binary_accuracy",)
+    type: Literal["binary_crossentropy"] = "binary_crossentropy"
+
+
+@register_loss
+class MeanSquaredError(LossSpec):
+    """Keras's ``mean((y - p) ** 2, axis=-1)``."""
+
+    keras_class = "MeanSquaredError"
+    aliases = ("mse", "MSE")
+    default_metrics = ("mae",)
+    type: Literal["mean_squared_error"] = "mean_squared_error"
+
+
+@register_loss
+class MeanAbsoluteError(LossSpec):
+    """Keras's ``mean(|y - p|, axis=-1)``."""
+
+    keras_class = "MeanAbsoluteError"
+    aliases = ("mae", "MAE")
+    default_metrics = ("mae",)
+    type: Literal["mean_absolute_error"] = "mean_absolute_error"
+
+
+@register_loss
+class Huber(LossSpec):
+    """Keras's ``mean(0.5 e**2 if |e| <= delta else delta |e| - 0.5 delta**2, axis=-1)``, e = p - y."""
+
+    keras_class = "Huber"
+    aliases = ("huber_loss",)
+    default_metrics = ("mae",)
+    type: Literal["huber"] = "huber"
+    delta: PositiveFloat = 1.0
+
+
+@register_loss
+class Dice(LossSpec):
+    """Keras 3's ``Dice`` (``axis=None``): ``1 - 2 sum(y p) / (sum(y) + sum(p) + eps)``, the sums over the whole
+    batch, so one value per batch. Targets: one-hot classes for an output of two or more channels (a softmax),
+    0..1 values for one channel (a sigmoid)."""
+
+    keras_class = "Dice"
+    targets = "either"
+    one_hot_targets = True
+    per_row = False
+    type: Literal["dice"] = "dice"
+
+
 SEALED["losses"] = True
 # Keras on TensorFlow reads the logits behind a final softmax or sigmoid (`_keras_logits`)
 LOGIT_ACTIVATIONS = ("softmax", "sigmoid")
@@ -277,10 +374,15 @@ else:
     Loss = Annotated[Union[tuple(LOSS_CLASSES.values())], Field(discriminator="type")]
 
 
+# what early stopping and ReduceLROnPlateau can watch: the loss or a metric of training.metrics, or their
+# values on the validation split (val_...); the direction is the metric's (cnnspec.metrics)
+Monitor = Annotated[str, Field(pattern=r"^(val_)?[a-z_]+$")]
+
+
 class EarlyStopping(SpecModel):
     """Keras ``EarlyStopping``: stop after ``patience`` epochs without improvement."""
 
-    monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
+    monitor: Monitor = "val_loss"
     patience: NonNegativeInt = 0
     min_delta: Annotated[Float, Field(ge=0.0)] = 0.0
 
@@ -290,7 +392,7 @@ class ReduceLROnPlateau(SpecModel):
     without an improvement of more than ``min_delta``, multiply the learning rate by ``factor``, not below ``min_lr``.
     """
 
-    monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
+    monitor: Monitor = "val_loss"
     factor: Annotated[Float, Field(gt=0.0, lt=1.0)] = 0.1  # Keras refuses factor >= 1
     patience: NonNegativeInt = 10
     min_delta: NonNegativeFloat = 1e-4
@@ -318,11 +420,19 @@ class TrainingSpec(SpecModel):
     )
     batch_size: PositiveInt = 32
     epochs: PositiveInt = 10
-    metrics: list[Literal["accuracy"]] = Field(default_factory=lambda: ["accuracy"])  # type: ignore[arg-type]
+    metrics: list[MetricName] = Field(
+        default_factory=lambda: ["accuracy"],
+        description="metrics shown and recorded per epoch; by default the loss's (accuracy for cross-entropies, "
+        "binary_accuracy for binary_crossentropy, mae for regression losses, none for dice)",
+    )
     validation_split: Rate = 0.1
     seed: NonNegativeInt = 0
     early_stopping: EarlyStopping | None = None
     reduce_lr_on_plateau: ReduceLROnPlateau | None = None
+    keep_best: Monitor = Field(
+        default="val_loss",
+        description="the run keeps the weights of the epoch best by this (its training value without validation)",
+    )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto", description="auto: bf16 only where this machine computes it natively and faster, else fp32"
     )
@@ -349,14 +459,40 @@ class TrainingSpec(SpecModel):
             raise ValueError(f"unknown loss {kind!r}{hint}; known losses: {', '.join(LOSS_CLASSES)}")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _the_loss_metrics(cls, value: Any) -> Any:
+        """Without ``metrics``, the loss's own (a regression loss has no accuracy to show)."""
+        if not isinstance(value, dict) or "metrics" in value:
+            return value
+        loss = value.get("loss", "categorical_crossentropy")
+        kind = loss.type if isinstance(loss, LossSpec) else loss.get("type") if isinstance(loss, dict) else loss
+        kind = LOSS_ALIASES.get(kind, kind) if isinstance(kind, str) else kind
+        if kind not in LOSS_CLASSES:
+            return value  # the loss's own validator names the problem
+        return {**value, "metrics": list(LOSS_CLASSES[kind].default_metrics)}
+
     @model_validator(mode="after")
-    def _monitor_needs_validation(self) -> TrainingSpec:
-        for name, rule in (
-            ("early_stopping", self.early_stopping),
-            ("reduce_lr_on_plateau", self.reduce_lr_on_plateau),
-        ):
-            if rule is not None and rule.monitor.startswith("val_") and self.validation_split == 0:
-                raise ValueError(f"{name} monitors {rule.monitor!r} but validation_split is 0")
+    def _monitor_is_recorded(self) -> TrainingSpec:
+        monitors = [("keep_best", self.keep_best)] + [
+            (f"{name}.monitor", rule.monitor)
+            for name, rule in (
+                ("early_stopping", self.early_stopping),
+                ("reduce_lr_on_plateau", self.reduce_lr_on_plateau),
+            )
+            if rule is not None
+        ]
+        recorded = ["loss", *self.metrics]
+        for name, monitor in monitors:
+            if monitor.removeprefix("val_") not in recorded:
+                raise ValueError(
+                    f"{name} is {monitor!r}, which is not recorded; it can be "
+                    + ", ".join(f"{prefix}{key}" for key in recorded for prefix in ("val_", ""))
+                    + " (add a metric to training.metrics to watch it)"
+                )
+            # keep_best falls back to the training value, as the kept weights always did
+            if name != "keep_best" and monitor.startswith("val_") and self.validation_split == 0:
+                raise ValueError(f"{name.split('.')[0]} monitors {monitor!r} but validation_split is 0")
         return self
 
     @model_validator(mode="after")

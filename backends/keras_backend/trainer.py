@@ -63,6 +63,31 @@ def _sparse_categorical(loss: Any) -> keras.losses.Loss:
     return keras.losses.SparseCategoricalCrossentropy(from_logits=loss.from_logits)
 
 
+@LOSSES.builds("binary_crossentropy")
+def _binary(loss: Any) -> keras.losses.Loss:
+    return keras.losses.BinaryCrossentropy(from_logits=loss.from_logits, label_smoothing=loss.label_smoothing)
+
+
+LOSSES.builds("mean_squared_error")(lambda loss: keras.losses.MeanSquaredError())
+LOSSES.builds("mean_absolute_error")(lambda loss: keras.losses.MeanAbsoluteError())
+LOSSES.builds("huber")(lambda loss: keras.losses.Huber(delta=loss.delta))
+LOSSES.builds("dice")(lambda loss: keras.losses.Dice())
+
+# keras.metrics object per spec metric (cnnspec.metrics): (classes, targets one-hot) -> the metric
+METRICS: dict[str, Callable[[int, bool], keras.metrics.Metric]] = {
+    "accuracy": lambda classes, one_hot: (
+        keras.metrics.CategoricalAccuracy if one_hot else keras.metrics.SparseCategoricalAccuracy
+    )(name="accuracy"),
+    "mean_io_u": lambda classes, one_hot: keras.metrics.MeanIoU(
+        classes, name="mean_io_u", sparse_y_true=not one_hot, sparse_y_pred=False
+    ),
+    "binary_accuracy": lambda classes, one_hot: keras.metrics.BinaryAccuracy(name="binary_accuracy"),
+    "mae": lambda classes, one_hot: keras.metrics.MeanAbsoluteError(name="mae"),
+    "mse": lambda classes, one_hot: keras.metrics.MeanSquaredError(name="mse"),
+    "rmse": lambda classes, one_hot: keras.metrics.RootMeanSquaredError(name="rmse"),
+}
+
+
 def make_optimizer(spec: Any, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
     """The Keras optimizer a spec's ``training.optimizer`` names (``learning_rate`` replaces a constant rate)."""
     if learning_rate is not None:
@@ -163,25 +188,36 @@ class Trainer:
         self.model, self.training, self.precision = model, training, precision
         self.placement = as_keras(placement)
         self.classes = model.output_shape[-1]
+        spec = model._cnnspec_spec
+        self.classes_target = spec.target_kind == "classes"
+        self.one_hot = self.classes_target and training.loss.one_hot_targets
+        if not training.loss.per_row and self.placement.distributed:
+            raise RunError(
+                f"{training.loss} is one value per batch, which replicas holding shares of a batch cannot add up; "
+                "train it on one device"
+            )
         loss = LOSSES[type(training.loss)](training.loss)
+        self.metric_names = list(training.metrics)
         with self.placement.scope():  # the optimizer's and the metrics' variables: one copy per replica
             optimizer = make_optimizer(training.optimizer, learning_rate)
             self.model.compile(
                 optimizer=optimizer,
                 loss=GlobalBatchGradient(loss) if self.placement.distributed else loss,
-                metrics=["accuracy"],
+                metrics=[METRICS[name](self.classes, self.one_hot) for name in self.metric_names],
             )
         if self.placement.distributed:
+            example_target = np.zeros((1, *spec.target_shape), np.int64 if self.classes_target else np.float32)
             _build_from_example(
-                self.model, self.prepare(np.zeros((1, *model.input_shape[1:]), np.float32), np.zeros(1, np.int64))
+                self.model, self.prepare(np.zeros((1, *model.input_shape[1:]), np.float32), example_target)
             )
         schedule = training.optimizer.schedule
         self.schedule = make_schedule(schedule) if schedule is not None else None
 
     def prepare(self, x: Any, y: np.ndarray) -> tuple[Any, np.ndarray]:
-        """Labels as the loss wants them: one-hot for categorical, indices for sparse; streamed images stay on disk."""
-        y = np.asarray(y, dtype=np.int64)
-        if self.training.loss.one_hot_targets:
+        """Targets as the loss wants them: classes one-hot (categorical, Dice) or as indices (sparse), values as
+        float32; streamed images stay on disk."""
+        y = np.asarray(y, dtype=np.int64 if self.classes_target else np.float32)
+        if self.one_hot:
             y = np.eye(self.classes, dtype=np.float32)[y]
         return (x if is_streamed(x) else np.ascontiguousarray(x, dtype=np.float32)), y
 
@@ -203,7 +239,7 @@ class Trainer:
             history = self.model.fit(
                 x[order], y[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0, callbacks=callbacks
             )
-        return {"loss": float(history.history["loss"][-1]), "accuracy": float(history.history["accuracy"][-1])}
+        return {key: float(history.history[key][-1]) for key in ("loss", *self.metric_names)}
 
     def evaluate(self, data: Any, batch_size: int = 1024) -> dict[str, float]:
         x, y = data
@@ -211,7 +247,7 @@ class Trainer:
             result = self.model.evaluate(_Streamed(x, y, np.arange(len(y)), batch_size), verbose=0, return_dict=True)
         else:
             result = self.model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
-        return {"loss": float(result["loss"]), "accuracy": float(result["accuracy"])}
+        return {key: float(result[key]) for key in ("loss", *self.metric_names)}
 
     # -- the learning rate ------------------------------------------------------------
     def learning_rate(self) -> float:

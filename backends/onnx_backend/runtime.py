@@ -14,7 +14,8 @@ import onnxruntime as ort
 
 from cnnspec.errors import CnnspecError, ModelFileError
 from cnnspec.load import load_spec
-from cnnspec.numerics import crossentropy
+from cnnspec.metrics import MetricSums
+from cnnspec.numpy_losses import loss_values
 from cnnspec.spec import ModelSpec
 
 PROVIDERS = {
@@ -177,28 +178,35 @@ class Predictor:
     def top_k(self, x: Any, k: int = 3) -> list[list[tuple[int, str, float]]]:
         """Per image: the k best (class index, class name, probability)."""
         probs = self.predict(x)
-        if self.spec.training.loss.from_logits:  # the model's output is logits: probabilities are their softmax
+        if self.spec.training.loss.takes_logits:  # the model's output is logits: probabilities are their softmax
             shifted = np.exp(probs - probs.max(axis=1, keepdims=True))
             probs = shifted / shifted.sum(axis=1, keepdims=True)
         names = self.class_names or [str(i) for i in range(probs.shape[1])]
         best = np.argsort(-probs, axis=1)[:, :k]
         return [[(int(c), names[c], float(p[c])) for c in row] for row, p in zip(best, probs)]
 
-    def loss_and_accuracy(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> dict[str, float]:
-        """Keras's loss: from the "logits" output when the model has one (or its output is logits:
-        ``from_logits``), else from clipped probabilities; with the spec's label smoothing. Regularization
-        penalties are not part of it (an inference file has no notion of them)."""
-        has_logits = "logits" in self.outputs
+    def channels_last(self, y: np.ndarray) -> np.ndarray:
+        """An output as Keras lays it out: a map of an ``nchw`` file has its channels moved last."""
+        return y.transpose(0, 2, 3, 1) if self.layout == "nchw" and y.ndim == 4 else y
+
+    def loss_and_metrics(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> dict[str, float]:
+        """Keras's loss and the spec's metrics (``cnnspec.metrics``). A cross-entropy reads the "logits"
+        output when the file has one (or the output is logits: ``from_logits``), as Keras does, else clipped
+        probabilities. Regularization penalties are not part of it (an inference file has no notion of them)."""
         loss = self.spec.training.loss
-        total, correct = 0.0, 0
+        has_logits = "logits" in self.outputs and loss.reads_logits
+        sums = MetricSums(list(self.spec.training.metrics), self.spec.num_classes, lambda size: np.zeros(size))
+        total = 0.0
         x = self._input(x)
         for i in range(0, len(x), batch_size):
-            probs, *rest = self.run(x[i : i + batch_size], ["output", "logits"] if has_logits else ["output"])
-            labels = y[i : i + batch_size]
-            logits = rest[0] if has_logits else (probs if loss.from_logits else None)
-            total += float(crossentropy(labels, probs, logits, loss.label_smoothing).sum())
-            correct += int((probs.argmax(axis=1) == labels).sum())
-        return {"loss": total / len(x), "accuracy": correct / len(x)}
+            output, *rest = self.run(x[i : i + batch_size], ["output", "logits"] if has_logits else ["output"])
+            output = self.channels_last(output)
+            scores = self.channels_last(rest[0]) if has_logits else output
+            targets = y[i : i + batch_size]
+            values = loss_values(loss, scores, targets, has_logits or loss.takes_logits)
+            total += float(values.mean()) * len(targets)  # a per-batch loss (Dice) weighs its rows
+            sums.add(np, output, targets)
+        return {**sums.values(), "loss": total / len(x)}
 
 
 def evaluate_file(path: str | Path, data: str = "digits", resize: bool = False, provider: str | None = None):
@@ -206,8 +214,6 @@ def evaluate_file(path: str | Path, data: str = "digits", resize: bool = False, 
 
     predictor = Predictor(path, provider)
     spec = predictor.spec
-    spec.require_image_labels("evaluate")
-    dataset = fit_to_spec(load_data(data), spec.input_shape, spec.num_classes, resize)
+    dataset = fit_to_spec(load_data(data), spec, resize=resize)
     x = dataset.x_test if predictor.layout == "nhwc" else dataset.x_test.transpose(0, 3, 1, 2)
-    metrics = predictor.loss_and_accuracy(x, dataset.y_test)
-    return {"accuracy": metrics["accuracy"], "loss": metrics["loss"], "n": int(len(dataset.x_test))}
+    return {**predictor.loss_and_metrics(x, dataset.y_test), "n": int(len(dataset.x_test))}

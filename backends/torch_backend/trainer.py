@@ -10,49 +10,24 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnspec.data import is_streamed
+from cnnspec.errors import RunError
 from cnnspec.fields import Regularizer
-from cnnspec.numerics import KERAS_EPSILON
+from cnnspec.metrics import MetricSums
 from cnnspec.placement import Placement
-from cnnspec.registry import LOSS_CLASSES, BuilderTable
 from cnnspec.schedules import shortest_float32
 from cnnspec.spec import TrainingSpec
 from cnnspec.streams import stream_batches
 
 from .augment import seed_augmentations
+from .losses import LOSSES
 from .model import CompiledModel, to_nchw
 from .normalization import BatchNorm
 from .optimizers import make_optimizer
 from .placement import TorchPlacement
 from .weights import variables
-
-LOSSES = BuilderTable("torch", LOSS_CLASSES, "loss")  # loss(spec, output, labels, from_logits) -> per sample
-
-
-@LOSSES.builds("categorical_crossentropy", "sparse_categorical_crossentropy")
-def keras_crossentropy(loss: Any, output: torch.Tensor, labels: torch.Tensor, from_logits: bool) -> torch.Tensor:
-    """Per-sample cross-entropy exactly as Keras computes it (keras/src/backend/tensorflow/nn.py).
-
-    ``from_logits``: ``output`` is logits (the model ends in a softmax or sigmoid, whose input
-    Keras reads, or the spec says ``from_logits``); otherwise it is probabilities, renormalised
-    (categorical) and clipped to [eps, 1 - eps]. ``label_smoothing`` ls (categorical only, as in
-    Keras 3) trains on ``one_hot * (1 - ls) + ls / classes``.
-    """
-    output, label_smoothing = output.float(), loss.label_smoothing
-    if from_logits:
-        return F.cross_entropy(output, labels, reduction="none", label_smoothing=label_smoothing)
-    if loss.one_hot_targets:
-        probs = output / output.sum(dim=1, keepdim=True)
-        probs = probs.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON)
-        targets = F.one_hot(labels, output.shape[1]).float()
-        if label_smoothing:
-            targets = targets * (1 - label_smoothing) + label_smoothing / output.shape[1]
-        return -(targets * probs.log()).sum(dim=1)
-    logits = output.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON).log()
-    return F.cross_entropy(logits, labels, reduction="none")
 
 
 def regularized(model: CompiledModel) -> list[tuple[torch.Tensor, Regularizer]]:
@@ -107,6 +82,11 @@ def split_batches(order: np.ndarray, batch_size: int, rank: int, processes: int)
     return [(rows[rank::processes], len(rows)) for rows in batches]
 
 
+def channels_last(t: torch.Tensor) -> torch.Tensor:
+    """NCHW -> NHWC (a view), so losses and metrics read the last axis as Keras does; other ranks as they are."""
+    return t.movedim(1, -1) if t.dim() == 4 else t
+
+
 # where a process's random streams start: rank 0 is the single-process run, the others are apart
 RANK_SEED_STRIDE = 1_000_003
 
@@ -150,8 +130,20 @@ class Trainer:
             self.step_module = DistributedDataParallel(self.step_module, device_ids=ids, forward_sync_buffers=False)
         # bf16: mixed precision (autocast), float32 master weights, loss and softmax
         self.bf16 = precision == "bf16"
-        # Keras reads the logits behind a final softmax or sigmoid; `from_logits` says the output is logits
-        self.from_logits = model.loss_from_logits or training.loss.from_logits
+        loss = training.loss
+        if not loss.per_row and self.placement.processes > 1:
+            raise RunError(
+                f"{loss} is one value per batch, which processes holding shares of a batch cannot add up; "
+                "train it in one process"
+            )
+        # forward_logits leaves out a final softmax or sigmoid: a cross-entropy reads what is behind it, as
+        # Keras on TensorFlow does; other losses and the metrics read the output itself
+        self.stripped = model.loss_from_logits
+        self.from_logits = (self.stripped and loss.reads_logits) or loss.takes_logits
+        self.final_activation = model.blocks[-1][-1] if self.stripped else None
+        self.metric_names = list(training.metrics)
+        self.classes = model.spec.num_classes
+        self.classes_target = model.spec.target_kind == "classes"
         self.regularized = regularized(model)
 
     def prepare(self, x: Any, y: np.ndarray) -> tuple[Any, torch.Tensor]:
@@ -159,7 +151,7 @@ class Trainer:
 
         Images streamed from disk stay an ``ImageStore``; ``batches`` reads them as it goes.
         """
-        labels = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(self.device)
+        labels = torch.from_numpy(np.asarray(y, dtype=np.int64 if self.classes_target else np.float32)).to(self.device)
         if is_streamed(x):
             return x, labels
         return to_nchw(x).to(self.device).contiguous(memory_format=self.model.memory_format), labels
@@ -176,10 +168,21 @@ class Trainer:
             rows = index[start : start + batch_size]
             yield x_all[rows], y_all[rows]
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Per-sample cross-entropy (without the regularization term, which is per batch)."""
+    def output(self, logits: torch.Tensor) -> torch.Tensor:
+        """The model's output, channels-last, from what ``forward_logits`` gave."""
+        output = self.final_activation(logits) if self.final_activation is not None else logits
+        return channels_last(output)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The loss per row (a scalar for a per-batch loss), without the regularization term (per batch)."""
         loss = self.training.loss
-        return LOSSES[type(loss)](loss, logits, labels, self.from_logits)
+        scores = channels_last(logits) if loss.reads_logits or self.final_activation is None else self.output(logits)
+        return LOSSES[type(loss)](loss, scores, targets, self.from_logits)
+
+    def metric_sums(self) -> MetricSums:
+        return MetricSums(
+            self.metric_names, self.classes, lambda size: torch.zeros(size, dtype=torch.float64, device=self.device)
+        )
 
     def penalty(self) -> torch.Tensor:
         """The regularization loss Keras adds to every batch's loss (``model.losses``), float32."""
@@ -208,7 +211,7 @@ class Trainer:
             self.model.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.step_module(xb)
-        per_sample = self.loss(logits, yb)  # float32 (keras_crossentropy casts)
+        per_sample = self.loss(logits, yb)  # float32 (the losses cast)
         shared = batch_size is not None
         loss = per_sample.mean() if batch_size is None else per_sample.sum() * (self.placement.processes / batch_size)
         penalty = self.penalty() if self.regularized else None  # Keras adds model.losses; fit reports the total
@@ -245,7 +248,7 @@ class Trainer:
         return images.contiguous(memory_format=self.model.memory_format), data[1][:0]
 
     def fit_epoch(self, data: Any, order: np.ndarray, batch_size: int, seed: int, progress: Progress | None = None):
-        """One epoch over ``order`` in global batches of ``batch_size``: Keras's epoch loss and accuracy.
+        """One epoch over ``order`` in global batches of ``batch_size``: Keras's epoch loss and metrics.
 
         With several processes the progress shows this process's share; the result is summed over all.
         """
@@ -253,38 +256,40 @@ class Trainer:
         torch.manual_seed(seed)  # dropout masks: the same seed and epoch give the same run
         seed_augmentations(self.model.blocks, seed)  # and augmentation draws, so a resumed run repeats exactly
         self.model.train()
-        totals = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss sum, correct, seen
+        totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, rows seen
+        sums = self.metric_sums()
         n_batches = -(-len(order) // batch_size)
 
-        def metrics() -> dict[str, float]:
-            loss, correct, seen = totals.tolist()
-            return {"loss": loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
+        def metrics(reduced: Any = None) -> dict[str, float]:
+            loss, seen = (totals if reduced is None else reduced[:2]).tolist()
+            return {"loss": loss / max(seen, 1), **sums.values(None if reduced is None else reduced[2:])}
 
         for batch, (xb, yb, size) in enumerate(self.shares(data, order, batch_size)):
             _, logits, part = self._step(xb, yb, size)
             totals[0] += part
-            totals[1] += (logits.argmax(dim=1) == yb).sum()
-            totals[2] += len(yb)
+            totals[1] += len(yb)
+            if self.metric_names:
+                sums.add(torch, self.output(logits), yb)
             if progress is not None:
                 progress(batch + 1, n_batches, metrics)
         self.model.eval()
-        totals = self.placement.all_sum(totals)
-        return metrics()
+        return metrics(self.placement.all_sum(torch.cat([totals, sums.buffer])))
 
     @torch.no_grad()
     def evaluate(self, data: Any, batch_size: int = 1024) -> dict[str, float]:
-        """Loss and accuracy over ``data``; with several processes each takes every N-th row and the sums add up."""
+        """Loss and metrics over ``data``; with several processes each takes every N-th row and the sums add up."""
         self.model.eval()
-        totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, correct
+        loss_sum = torch.zeros(1, dtype=torch.float64, device=self.device)
+        sums = self.metric_sums()
         rows = np.arange(len(data[1]))[self.placement.rank :: self.placement.processes]
         for xb, yb in self.batches(data, rows, batch_size):
             logits = self.model.forward_logits(xb)
-            totals[0] += self.loss(logits, yb).double().sum()
-            totals[1] += (logits.argmax(dim=1) == yb).sum()
-        total_loss, correct = self.placement.all_sum(totals).tolist()
+            loss_sum += self.loss(logits, yb).double().mean() * len(yb)  # a per-batch loss weighs its rows
+            sums.add(torch, self.output(logits), yb)
+        reduced = self.placement.all_sum(torch.cat([loss_sum, sums.buffer]))
         # Keras's evaluate adds model.losses to each batch's loss too: the mean gains the penalty once
         penalty = float(self.penalty()) if self.regularized else 0.0
-        return {"loss": total_loss / len(data[1]) + penalty, "accuracy": correct / len(data[1])}
+        return {"loss": float(reduced[0]) / len(data[1]) + penalty, **sums.values(reduced[1:])}
 
     # -- the learning rate ------------------------------------------------------------
     def learning_rate(self) -> float:

@@ -54,10 +54,10 @@ def evaluate(
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Data source (default: the run's own)."),
     backend: Optional[str] = typer.Option(None, "--backend", "-b", help="Evaluate a run with torch or keras."),
     resize: Optional[bool] = typer.Option(None, "--resize/--no-resize", help="Resize images to the input shape."),
-    as_json: bool = typer.Option(False, "--json", help='Print {"accuracy", "loss", "n"}.'),
+    as_json: bool = typer.Option(False, "--json", help='Print {METRIC: value, "loss", "n"}.'),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (torch and keras runs)."),
 ) -> None:
-    """Accuracy and loss on the test split."""
+    """The spec's metrics (accuracy, mean IoU, MAE ...) and loss on the test split."""
     from ..api import evaluate as evaluate_target
 
     with user_errors():
@@ -65,8 +65,9 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(metrics))
     else:
+        shown = " - ".join(f"{key} {value:.4f}" for key, value in metrics.items() if key != "n" and key != "loss")
         typer.echo(
-            f"{target}: accuracy {metrics['accuracy']:.4f} - loss {metrics['loss']:.4f} ({metrics['n']:,} test images)"
+            f"{target}: {shown + ' - ' if shown else ''}loss {metrics['loss']:.4f} ({metrics['n']:,} test images)"
         )
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import DataError
 from .dataset import Dataset
-from .prepare import _images, _labels
+from .prepare import _images, _targets
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -69,7 +69,7 @@ def _pair(value: Any) -> tuple[Any, Any]:
 def _split(x: Any, y: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     if y is None:
         raise DataError(f"{where}: images without labels")
-    images, labels = _images(np.asarray(x), where), _labels(np.asarray(y), where)
+    images, labels = _images(np.asarray(x), where), _targets(np.asarray(y), where)
     if len(images) != len(labels):
         raise DataError(f"{where}: {len(images)} images but {len(labels)} labels")
     if not np.all(np.isfinite(images)):

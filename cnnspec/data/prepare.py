@@ -1,8 +1,8 @@
 """Checks and conversions: arrays into the common form, and data fitted to a spec.
 
 ``_images`` and ``_labels`` bring every source's arrays to float32 channels-last images
-and int64 class indices. ``fit_to_spec`` checks (or, asked to, resizes) them against a
-spec's input shape and class count; ``validation_split`` holds out Keras's share, and
+and int64 class indices (``_targets`` keeps targets of any shape). ``fit_to_spec`` checks (or, asked
+to, resizes) them against a spec's input shape and output; ``validation_split`` holds out Keras's share, and
 ``read_inputs`` reads the files given to ``predict``.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,9 +54,34 @@ def _labels(y: np.ndarray, where: Path | str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def fit_to_spec(data: Dataset, input_shape: tuple[int, int, int], num_classes: int, resize: bool = False) -> Dataset:
-    """Check images and labels fit the spec; with ``resize``, resize images and convert channels."""
-    want = tuple(input_shape)
+def _targets(y: np.ndarray, where: Path | str) -> np.ndarray:
+    """Targets of any shape (N, ...) as stored, checked: numbers and finite; integers become int64, the rest
+    float32. What they mean (class indices, one-hot rows, values) is read against a spec by ``fit_to_spec``."""
+    if y.dtype == np.bool_:
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "uif":
+        raise DataError(f"{where}: targets must be numbers, got dtype {y.dtype}")
+    if y.ndim == 0:
+        raise DataError(f"{where}: targets must have one row per image, got a single number")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)):
+            raise DataError(f"{where}: targets hold NaN or infinite values")
+        return y.astype(np.float32, copy=False)
+    return y.astype(np.int64, copy=False)
+
+
+def fit_to_spec(data: Dataset, spec: Any, num_classes: int | None = None, resize: bool = False) -> Dataset:
+    """Check images and targets fit ``spec`` (a ``ModelSpec``; or, the older form, an input shape and
+    ``num_classes``: one class per image); with ``resize``, resize images (bilinear) and class masks (nearest).
+
+    Targets become what the spec's loss reads (``ModelSpec.target_kind``): class indices (int64, of the
+    output's shape without its class axis; one-hot rows and a trailing axis of 1 are converted), or values
+    (float32, of the output's shape; a missing trailing axis of 1 is added).
+    """
+    if isinstance(spec, (tuple, list)):
+        want, output, kind = tuple(spec), (int(num_classes or 0),), "classes"
+    else:
+        want, output, kind = tuple(spec.input_shape), tuple(spec.summary().output_shape), spec.target_kind
     if data.image_shape != want:
         if not resize:
             got = "x".join(map(str, data.image_shape))
@@ -67,17 +93,70 @@ def fit_to_spec(data: Dataset, input_shape: tuple[int, int, int], num_classes: i
         data = replace(
             data, x_train=_resized(data.x_train, want), x_test=_resized(data.x_test, want), validation=validation
         )
-    labels = {"train": data.y_train, "test": data.y_test, "validation": data.validation[1] if data.validation else None}
-    for split, y in labels.items():
-        if y is None:
-            continue
-        bad = y[(y < 0) | (y >= num_classes)]
-        if bad.size:
-            raise DataError(
-                f"{data.source}: {split} labels must be 0..{num_classes - 1} (the spec's output has "
-                f"{num_classes} classes), found {sorted(set(bad.tolist()))[:5]}"
-            )
-    return data
+    fit, noun = TARGET_FITS[kind], "labels" if kind == "classes" else "targets"
+    validation = data.validation
+    return replace(
+        data,
+        y_train=fit(data.y_train, output, f"{data.source}: train {noun}", resize),
+        y_test=fit(data.y_test, output, f"{data.source}: test {noun}", resize),
+        validation=(validation[0], fit(validation[1], output, f"validation {noun}", resize)) if validation else None,
+    )
+
+
+def _class_targets(y: np.ndarray, output: tuple[int, ...], where: str, resize: bool) -> np.ndarray:
+    """Class indices of shape (N, *output[:-1]), from indices, indices with an axis of 1, or one-hot rows."""
+    shape, classes = output[:-1], output[-1]
+    if y.shape[1:] == (*shape, 1) or (y.ndim == len(shape) + 2 and y.shape[-1] == 1):
+        y = y[..., 0]
+    elif y.shape[1:] == (*shape, classes) and classes > 1:
+        y = y.argmax(axis=-1)
+    if y.ndim == len(shape) + 1 and len(shape) >= 2 and y.shape[1:] != shape and resize:
+        from .masks import resize_masks
+
+        y = resize_masks(_whole(y, where), shape[0], shape[1]) if len(shape) == 2 else y
+    if y.shape[1:] != shape:
+        per_image = "one class index per image" if not shape else f"class indices of shape {list(shape)}"
+        hint = "; pass --resize to resize masks (nearest)" if len(shape) >= 2 and y.ndim == len(shape) + 1 else ""
+        raise DataError(
+            f"{where} are {list(y.shape[1:]) or 'one number'} per image, but the spec's output "
+            f"{list(output)} trains on {per_image} (or one-hot rows){hint}"
+        )
+    y = _whole(y, where)
+    bad = y[(y < 0) | (y >= classes)]
+    if bad.size:
+        raise DataError(
+            f"{where} must be 0..{classes - 1} (class indices: the spec's output has {classes} classes), "
+            f"found {sorted(set(bad.tolist()))[:5]}"
+        )
+    return y
+
+
+def _whole(y: np.ndarray, where: str) -> np.ndarray:
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise DataError(f"{where} must be whole class indices, found {y[~(y == np.round(y))][:3]}")
+    elif y.dtype.kind not in "ui":
+        raise DataError(f"{where} must be integers, got dtype {y.dtype}")
+    return y.astype(np.int64)
+
+
+def _value_targets(y: np.ndarray, output: tuple[int, ...], where: str, resize: bool) -> np.ndarray:
+    """Numbers of the output's shape (N, *output); an output whose last axis is 1 also takes them without it."""
+    if output[-1] == 1 and y.shape[1:] == output[:-1]:
+        y = y[..., None]
+    if len(output) == 3 and y.ndim == 4 and y.shape[1:] != output and y.shape[3] == output[2] and resize:
+        y = resize_images(y.astype(np.float32), output)
+    if y.shape[1:] != output:
+        raise DataError(
+            f"{where} are {list(y.shape[1:]) or 'one number'} per image, but the spec's output is {list(output)}: "
+            "targets for this loss are numbers of the output's shape"
+        )
+    if y.dtype.kind not in "uifb" or not np.all(np.isfinite(y)):
+        raise DataError(f"{where} must be finite numbers")
+    return y.astype(np.float32)
+
+
+TARGET_FITS = {"classes": _class_targets, "values": _value_targets}
 
 
 def _resized(x, shape: tuple[int, ...]):

@@ -1,11 +1,14 @@
 """Data sources -> numpy arrays, backend-neutral.
 
 ``load_data("digits")`` gives scikit-learn's 8x8 digits with a fixed stratified
-80/20 split; ``npz:PATH``, ``idx:DIR``, ``folder:PATH`` read the user's files;
+80/20 split; ``shapes`` and ``shape_counts`` a synthetic set for segmentation and
+regression (``synthetic``); ``npz:PATH``, ``idx:DIR``, ``folder:PATH`` read the
+user's files (``folder:`` class folders, or image/mask pairs: ``masks``);
 ``mnist``, ``fashion_mnist`` and ``cifar10`` come from Keras's dataset cache.
 Images are float32, channels-last (N, H, W, C), scaled to [0, 1] when stored as
-bytes; labels are int64 class indices. ``idx:`` and ``folder:`` images can stay
-on disk and be read per batch (streamed).
+bytes; labels are int64 class indices, or the source's targets (``shapes``:
+(N, H, W) int64 masks, ``shape_counts``: (N, 3) float32 counts). ``idx:`` and
+``folder:`` images can stay on disk and be read per batch (streamed).
 
 >>> data = load_data("digits")                       # doctest: +SKIP
 >>> data.x_train.shape, data.y_train.shape           # doctest: +SKIP
@@ -25,7 +28,9 @@ from ..errors import DataError
 from ..streams import ArrayStore, FileStore
 from .dataset import Dataset
 from .formats import _existing, _idx_arrays, _list_image_split, _read_images, _read_npz, decode_image
-from .prepare import _images, _labels, is_streamed
+from .masks import class_names, is_pairs_layout, list_pairs
+from .prepare import _images, _labels, _targets, is_streamed
+from .synthetic import shapes_dataset
 
 FASHION_MNIST_CLASSES = [
     "T-shirt/top",
@@ -59,9 +64,9 @@ def _npz(path: str) -> Dataset:
     parts = _read_npz(file)
     return Dataset(
         _images(parts[0], file),
-        _labels(parts[1], file),
+        _targets(parts[1], file),
         _images(parts[2], file),
-        _labels(parts[3], file),
+        _targets(parts[3], file),
         f"npz:{path}",
     )
 
@@ -86,14 +91,23 @@ def _idx(path: str, stream: bool | None = False) -> Dataset:
 
 
 def _folder(path: str, follow_symlinks: bool = False, stream: bool | None = False) -> Dataset:
+    """Class folders (train/<class>/*), or image/mask pairs (train/images/*, train/masks/*: see ``masks``)."""
     root = _existing(path, directory=True)
-    for split in ("train", "test"):
-        if not (root / split).is_dir():
-            raise DataError(f"{root}: no {split}/ folder (expected train/<class>/*.png and test/<class>/*.png)")
-    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-    if not classes:
-        raise DataError(f"{root / 'train'}: no class folders")
-    listed = [_list_image_split(root, split, classes, follow_symlinks) for split in ("train", "test")]
+    listed: list[tuple[list[Path], np.ndarray]]
+    if is_pairs_layout(root):  # targets: int64 (N, H, W) masks
+        listed = [list_pairs(root, split, follow_symlinks) for split in ("train", "test")]
+        classes = class_names(root)
+    else:  # targets: int64 (N,) class indices
+        for split in ("train", "test"):
+            if not (root / split).is_dir():
+                raise DataError(
+                    f"{root}: no {split}/ folder (expected train/<class>/*.png and test/<class>/*.png, "
+                    "or train/images/ and train/masks/)"
+                )
+        classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+        if not classes:
+            raise DataError(f"{root / 'train'}: no class folders")
+        listed = [_list_image_split(root, split, classes, follow_symlinks) for split in ("train", "test")]
     if stream is not False:  # decoded a batch at a time, as training asks for them
         stores = [
             FileStore(files, str(root / split), decode_image) for (files, _), split in zip(listed, ("train", "test"))
@@ -189,6 +203,8 @@ def _in_memory(read: Callable[[str], Dataset]) -> Loader:
 
 SOURCES: dict[str, Loader] = {
     "digits": _in_memory(_digits),
+    "shapes": _in_memory(lambda _: shapes_dataset("shapes")),
+    "shape_counts": _in_memory(lambda _: shapes_dataset("shape_counts")),
     "mnist": _in_memory(_mnist),
     "fashion_mnist": _in_memory(_fashion_mnist),
     "cifar10": _in_memory(_cifar10),
@@ -209,7 +225,7 @@ def load_data(source: str = "digits", follow_symlinks: bool = False, stream: boo
     kind, _, arg = source.partition(":")
     if kind not in SOURCES:
         raise DataError(
-            f"unknown data source {source!r}; use one of: digits, mnist, fashion_mnist, cifar10, "
+            f"unknown data source {source!r}; use one of: digits, shapes, shape_counts, mnist, fashion_mnist, cifar10, "
             "npz:PATH, idx:DIR, folder:PATH"
         )
     if (kind in NEEDS_PATH) != bool(arg):

@@ -269,7 +269,7 @@ def test_an_onnx_file_reports_the_loss_the_run_trains_with(tmp_path, loss):
     trainer = tb.Trainer(tb.build(spec, weights), spec.training)
     expected = trainer.evaluate(trainer.prepare(x, y))["loss"]
     predictor = ob.Predictor(ob.to_onnx(spec, weights))
-    assert predictor.loss_and_accuracy(x, y)["loss"] == pytest.approx(expected, rel=1e-5)
+    assert predictor.loss_and_metrics(x, y)["loss"] == pytest.approx(expected, rel=1e-5)
     probabilities = [p for _, _, p in predictor.top_k(x[:1], k=3)[0]]
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-5) and min(probabilities) >= 0
 
