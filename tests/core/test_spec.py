@@ -346,7 +346,7 @@ EXPONENTIAL = {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay
             "increase strictly",
         ),
         ({"reduce_lr_on_plateau": {"factor": 1.0}}, "training.reduce_lr_on_plateau.factor", "less than 1"),
-        ({"reduce_lr_on_plateau": {"monitor": "val_auc"}}, "training.reduce_lr_on_plateau.monitor", "val_loss"),
+        ({"reduce_lr_on_plateau": {"monitor": "val_auc"}}, "training", "it can be val_loss"),
         ({"reduce_lr_on_plateau": {}, "validation_split": 0}, "training", "validation_split is 0"),
         (
             {"reduce_lr_on_plateau": {}, "optimizer": {"type": "sgd", "learning_rate": EXPONENTIAL}},
