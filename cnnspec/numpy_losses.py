@@ -25,6 +25,13 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
+def _clip(p: np.ndarray) -> np.ndarray:
+    """Keras's clip to [eps, 1 - eps] at float32's bounds (1 - 1e-7 is 0.99999988 there): a probability
+    clipped to its top leaves 1.19e-7, not 1e-7, for log(1 - p)."""
+    low, high = np.float32(KERAS_EPSILON), np.float32(1 - KERAS_EPSILON)
+    return np.clip(p, float(low), float(high))
+
+
 def _one_hot(classes: np.ndarray, count: int) -> np.ndarray:
     return np.eye(count)[classes]
 
@@ -34,9 +41,9 @@ def _crossentropy(loss: Any, scores: np.ndarray, classes: np.ndarray, from_logit
     if from_logits:
         log_p = _log_softmax(scores)
     elif loss.one_hot_targets:  # categorical: renormalised, clipped
-        log_p = np.log(np.clip(scores / scores.sum(axis=-1, keepdims=True), KERAS_EPSILON, 1 - KERAS_EPSILON))
+        log_p = np.log(_clip(scores / scores.sum(axis=-1, keepdims=True)))
     else:  # sparse: Keras takes the log of the clipped probabilities as logits
-        log_p = _log_softmax(np.log(np.clip(scores, KERAS_EPSILON, 1 - KERAS_EPSILON)))
+        log_p = _log_softmax(np.log(_clip(scores)))
     targets = _one_hot(classes, count)
     if getattr(loss, "label_smoothing", 0.0):
         targets = targets * (1 - loss.label_smoothing) + loss.label_smoothing / count
@@ -49,7 +56,7 @@ def _binary_crossentropy(loss: Any, scores: np.ndarray, targets: np.ndarray, fro
     if from_logits:  # log(1 + e^-|z|) + max(z, 0) - z y, as tf.nn.sigmoid_cross_entropy_with_logits
         values = np.maximum(scores, 0) - scores * targets + np.log1p(np.exp(-np.abs(scores)))
     else:
-        p = np.clip(scores, KERAS_EPSILON, 1 - KERAS_EPSILON)
+        p = _clip(scores)
         values = -(targets * np.log(p) + (1 - targets) * np.log(1 - p))
     return _per_row(values)
 

@@ -263,7 +263,8 @@ class Trainer:
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         """One optimizer step on one batch (parity tests)."""
-        return float(self.model.train_on_batch(x, y)[0])
+        result = self.model.train_on_batch(x, y)  # [loss, metrics...], or the loss alone without metrics
+        return float(result[0] if isinstance(result, (list, tuple)) else result)
 
     # -- checkpoint state -------------------------------------------------------------
     def optimizer_state(self) -> dict[str, np.ndarray]:
