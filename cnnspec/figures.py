@@ -125,6 +125,50 @@ def prediction_grid(
     return _png(fig), titles
 
 
+def mask_overlays(
+    images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str], title: str
+) -> tuple[bytes, list[float]]:
+    """Per image a row: the image, its true mask and the predicted mask over it (one colour per class,
+    background clear), titled with the share of pixels predicted right; returns those shares."""
+    plt = _plt()
+    colours = plt.get_cmap("tab10", 10)
+    shades = np.array([(0, 0, 0, 0)] + [colours(i % 10)[:3] + (0.55,) for i in range(len(names) - 1)])
+    fig, axes = plt.subplots(len(images), 3, figsize=(6, 2.1 * len(images)), squeeze=False)
+    shares = []
+    for row, image, true, pred in zip(axes, images, y_true, y_pred):
+        share = float((true == pred).mean())
+        shares.append(share)
+        for ax, mask, label in zip(row, (None, true, pred), ("image", "true mask", f"predicted ({share:.1%} right)")):
+            _show_image(ax, image)
+            if mask is not None:
+                ax.imshow(shades[mask], interpolation="nearest")
+            ax.set_title(label, fontsize=9, color=WRONG if mask is pred and share < 1 else "black")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=shades[i]) for i in range(1, len(names))]
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.legend(handles, list(names)[1:], loc="lower center", ncol=min(6, len(names) - 1), fontsize=8)
+    return _png(fig), shares
+
+
+def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str], title: str) -> bytes:
+    """One scatter per output (the first 8): predicted against true value, with the line they would lie on."""
+    plt = _plt()
+    y_true, y_pred = y_true.reshape(len(y_true), -1), y_pred.reshape(len(y_pred), -1)
+    count = min(8, y_true.shape[1])
+    fig, axes = plt.subplots(1, count, figsize=(3.2 * count, 3.2), squeeze=False)
+    for index, ax in enumerate(axes[0]):
+        true, pred = y_true[:, index], y_pred[:, index]
+        ax.scatter(true, pred, s=8, alpha=0.5)
+        low, high = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
+        ax.plot([low, high], [low, high], color="gray", linewidth=1)
+        error = float(np.abs(true - pred).mean())
+        ax.set(xlabel="true", ylabel="predicted", title=f"{names[index]}: MAE {error:.3f}")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def filters_figure(kernel: np.ndarray, layer_name: str) -> bytes:
     """A conv kernel (kh, kw, in, out): one tile per output filter (first input channel, or RGB)."""
     count = kernel.shape[-1]

@@ -195,11 +195,21 @@ class ModelSpec(SpecModel):
 
     @property
     def task(self) -> Literal["classification", "segmentation", "regression"]:
-        """What the spec is trained for, as reports and ``predict`` show it: one class per image, a class per
-        position of a map, or values."""
+        """What the spec is trained for, as reports and ``predict`` show it: one class per image
+        (classification), a class per pixel (segmentation: class scores, or one probability per pixel
+        trained by binary cross-entropy or Dice), or values (regression, multi-label probabilities)."""
+        output = self.summary().output_shape
+        if self.target_kind == "classes":
+            return "classification" if len(output) == 1 else "segmentation"
+        binary_mask = len(output) == 3 and output[-1] == 1 and self.training.loss.probabilities
+        return "segmentation" if binary_mask else "regression"
+
+    def predicted_classes(self, output: Any) -> Any:
+        """A segmentation's or classification's predicted class per image or pixel from the model's output (numpy):
+        the highest score, or for one probability per pixel, 1 where it is above 0.5."""
         if self.target_kind == "values":
-            return "regression"
-        return "classification" if len(self.summary().output_shape) == 1 else "segmentation"
+            return (output[..., 0] > 0.5).astype("int64")
+        return output.argmax(axis=-1)
 
     @model_validator(mode="after")
     def _metrics_fit_the_targets(self) -> ModelSpec:

@@ -239,6 +239,7 @@ class LossSpec(SpecModel):
     one_hot_targets: ClassVar[bool] = False  # classes reach the loss one-hot (True) or as indices
     reads_logits: ClassVar[bool] = False
     per_row: ClassVar[bool] = True
+    probabilities: ClassVar[bool] = False  # it reads the output as probabilities of 0/1 targets (masks)
     min_channels: ClassVar[int] = 1  # the fewest scores on the output's last axis it can read
     default_metrics: ClassVar[tuple[str, ...]] = ()
     type: str
@@ -317,6 +318,7 @@ class BinaryCrossentropy(Crossentropy):
     ``label_smoothing`` ls trains on ``y * (1 - ls) + ls / 2``."""
 
     keras_class = "BinaryCrossentropy"
+    probabilities = True
     default_metrics = ("binary_accuracy",)
     type: Literal["binary_crossentropy"] = "binary_crossentropy"
 
@@ -362,6 +364,7 @@ class Dice(LossSpec):
     targets = "either"
     one_hot_targets = True
     per_row = False
+    probabilities = True
     type: Literal["dice"] = "dice"
 
 

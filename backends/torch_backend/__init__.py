@@ -53,11 +53,12 @@ def _device(model: CompiledModel) -> torch.device:
 
 @torch.no_grad()
 def predict(model: CompiledModel, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """The spec's output for channels-last images (N, H, W, C), as float32 numpy on the host."""
+    """The spec's output for channels-last images (N, H, W, C), as float32 numpy on the host, laid out as
+    Keras's (a map channels-last)."""
     model.eval()
     x_all, device = to_nchw(x), _device(model)
     return np.concatenate(
-        [model(x_all[i : i + batch_size].to(device)).cpu().numpy() for i in range(0, len(x_all), batch_size)]
+        [to_nhwc(model(x_all[i : i + batch_size].to(device))) for i in range(0, len(x_all), batch_size)]
     )
 
 

@@ -59,6 +59,19 @@ def test_unet_spec_equals_a_unet_written_by_hand_in_keras():
     assert max_difference(got, expected) <= tolerance_for(x, expected)
 
 
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_predict_gives_the_map_channels_last_as_keras_does(backend):
+    """``cnnspec.predict`` (and the report, which reads it) in every backend: (N, H, W, classes), Keras's values."""
+    spec = cnnspec.load_spec(UNET)
+    weights = random_weights(spec, 0)
+    x = batch(spec, n=3, seed=3)
+    kb, other = (pytest.importorskip(f"cnnspec.backends.{name}_backend") for name in ("keras", backend))
+    expected = kb.predict(kb.build(spec, weights), x)
+    got = other.predict(other.build(spec, weights), x)
+    assert got.shape == expected.shape == (3, 32, 32, 3)
+    assert max_difference(got, expected) <= tolerance_for(x, expected)
+
+
 @pytest.mark.parametrize("inputs", ["normal", "uniform"])
 def test_unet_runs_equal_layer_by_layer_in_every_backend(inputs):
     backends = [(name, pytest.importorskip(f"cnnspec.backends.{name}_backend")) for name in ("keras", "torch", "onnx")]

@@ -212,3 +212,22 @@ def test_an_exported_segmentation_model_evaluates_as_keras_does(tmp_path, layout
     got = predictor.loss_and_metrics(x if layout == "nhwc" else x.transpose(0, 3, 1, 2), y)
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, rel=1e-5, abs=ATOL), key
+
+
+# -- the example specs ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,source", [("unet_shapes", "shapes"), ("regression_counts", "shape_counts")])
+def test_one_training_step_of_the_example_specs_is_the_same_in_torch_and_keras(name, source):
+    """specs/unet_shapes.yaml and specs/regression_counts.yaml as written, on a batch of their own data set,
+    with plain SGD instead of their Adam: Adam's first step is about +-learning_rate for every weight whatever
+    the gradient's size, so a gradient that is zero but for rounding (a ReLU that is off) could take either
+    sign; SGD's step is the gradient itself, which is what the two frameworks must agree on."""
+    spec = cnnspec.load_spec(f"specs/{name}.yaml").to_dict()
+    spec["training"]["optimizer"] = {"type": "sgd", "learning_rate": 0.1}
+    spec = cnnspec.load_spec(spec)
+    data = cnnspec.data.fit_to_spec(cnnspec.data.load_data(source), spec)
+    x, y = data.x_train[:16], data.y_train[:16]
+    weights = random_weights(spec, seed=0)
+    torch_run = _run(torch_backend, spec, weights, x, y, 1)
+    keras_run = _run(keras_backend, spec, weights, x, y, 1)
+    _assert_same(torch_run, keras_run, weights)
+    assert max(np.abs(torch_run[0][key] - weights[key]).max() for key in weights) > 1e-3  # it did train
