@@ -150,18 +150,29 @@ def predict(
     inputs: list[Path] = typer.Argument(..., help="PNG/JPG images or .npy arrays.", show_default=False),
     top: int = typer.Option(3, "--top", "-k", help="How many classes to show per input."),
     provider: Optional[str] = typer.Option(None, "--provider", help="cpu, cuda or tensorrt (default: CUDA if usable)."),
+    masks: Path = typer.Option(
+        Path("masks"), "--masks", help="Segmentation: the folder for the predicted mask PNGs (class indices)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Classify images or arrays with an exported model (ONNX Runtime)."""
+    """Classify images (the best classes), segment them (a mask PNG each) or predict their values, with an
+    exported model (ONNX Runtime)."""
     from ..data import read_inputs
+    from ..predictions import describe
     from ..predictor import Predictor
 
     with user_errors():
         predictor = Predictor(model, provider=provider)
-        predictor.spec.require_image_labels("predict")
         x, labels = read_inputs(inputs, predictor.spec.input_shape)
         if predictor.layout == "nchw":
             x = x.transpose(0, 3, 1, 2)
+        if predictor.spec.task != "classification":
+            output = predictor.channels_last(predictor.predict(x))
+            rows = describe(predictor.spec, output, labels, predictor.class_names, masks, max(1, top))
+            typer.echo(
+                json.dumps([row for row, _ in rows], indent=2) if as_json else "\n".join(line for _, line in rows)
+            )
+            return
         results = predictor.top_k(x, max(1, top))
     if as_json:
         rows = [
