@@ -36,8 +36,9 @@ class ExportReport:
     providers: list[str] | None = None
     size_bytes: int = 0
     variant: str = "fp32"
-    accuracy_fp32: float | None = None  # test accuracy of the float32 graph (int8/fp16 exports)
-    accuracy: float | None = None  # test accuracy of the written variant
+    metric: str = "accuracy"  # what the next two measure: the spec's first metric (or its loss, without one)
+    accuracy_fp32: float | None = None  # that metric on the test split, float32 graph (int8/fp16 exports)
+    accuracy: float | None = None  # that metric on the test split, the written variant
     images_per_second_fp32: float | None = None  # batch 256, ONNX Runtime CPU
     images_per_second: float | None = None
     runners: dict[str, float] = field(default_factory=dict)  # verification: ONNX Runtime level -> max abs difference
@@ -58,7 +59,7 @@ def export_onnx(
     largest value the network carries on the sample batch). ``report.runners`` has each level's difference.
 
     ``variant``: "fp32" (exact), "int8" (static quantization calibrated on the
-    run's training images) or "fp16"; the last two report their test accuracy
+    run's training images) or "fp16"; the last two report the spec's first metric on the test split
     and batch-256 speed next to the float32 graph's. The file is written only
     when every check passes, atomically.
     """
@@ -132,9 +133,10 @@ def _variant(onnx_backend, model, variant: str, run: Run, layout: str, report: E
     else:
         converted = onnx_backend.to_float16(model)
     x_test = laid_out(dataset.x_test)
+    report.metric = next(iter(run.spec.training.metrics), "loss")  # the task's own measure
     for name, proto in (("fp32", model), (variant, converted)):
         predictor = onnx_backend.Predictor(proto, provider="cpu")
-        accuracy = float((predictor.predict(x_test).argmax(axis=1) == dataset.y_test).mean())
+        accuracy = predictor.loss_and_metrics(x_test, dataset.y_test)[report.metric]
         speed = _images_per_second(predictor, x_test)
         if name == "fp32":
             report.accuracy_fp32, report.images_per_second_fp32 = accuracy, speed

@@ -9,6 +9,7 @@ from typing import Any, Optional
 import typer
 
 from ..errors import CnnspecError
+from ..metrics import higher_is_better
 from ..numerics import ATOL
 from .shared import app, user_errors
 
@@ -57,11 +58,13 @@ def export_onnx(
         )
     if report.accuracy is not None and report.accuracy_fp32 is not None:
         assert report.images_per_second is not None and report.images_per_second_fp32  # measured with the accuracies
-        change = 100 * (report.accuracy - report.accuracy_fp32)
+        change = report.accuracy - report.accuracy_fp32
+        # a share (accuracy, IoU) changes by points; an error or a loss by its own amount
+        shown = f"{100 * change:+.2f} points" if higher_is_better(report.metric) else f"{change:+.4f}"
         speedup = report.images_per_second / report.images_per_second_fp32
         typer.echo(
-            f"{report.variant}: test accuracy {report.accuracy:.4f} vs fp32 {report.accuracy_fp32:.4f} "
-            f"({change:+.2f} points); batch 256 on CPU {report.images_per_second:,.0f} vs "
+            f"{report.variant}: test {report.metric} {report.accuracy:.4f} vs fp32 {report.accuracy_fp32:.4f} "
+            f"({shown}); batch 256 on CPU {report.images_per_second:,.0f} vs "
             f"{report.images_per_second_fp32:,.0f} img/s ({speedup:.2f}x)"
         )
 
