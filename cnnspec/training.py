@@ -242,6 +242,7 @@ class LossSpec(SpecModel):
     probabilities: ClassVar[bool] = False  # it reads the output as probabilities of 0/1 targets (masks)
     min_channels: ClassVar[int] = 1  # the fewest scores on the output's last axis it can read
     default_metrics: ClassVar[tuple[str, ...]] = ()
+    keras_axis: ClassVar[int | None] = -1  # Keras's `axis` argument, where it has one: the one a spec means
     type: str
 
     def __str__(self) -> str:  # messages name the loss as a spec writes it
@@ -365,6 +366,7 @@ class Dice(LossSpec):
     one_hot_targets = True
     per_row = False
     probabilities = True
+    keras_axis = None
     type: Literal["dice"] = "dice"
 
 

@@ -24,9 +24,9 @@ OPTIMIZER_NEUTRAL: dict[str, tuple[Any, ...]] = {
     "loss_scale_factor": (None,),
     "gradient_accumulation_steps": (None, 0, 1),
 }
-# Keras loss arguments with no spec field, at the values every spec loss means
+# Keras loss arguments with no spec field, at the values every spec loss means (``axis``: the loss
+# class's own default, ``keras_axis``: -1, or None for Dice, which sums over everything)
 LOSS_NEUTRAL: dict[str, tuple[Any, ...]] = {
-    "axis": (-1,),
     "reduction": ("sum_over_batch_size",),
     "ignore_class": (None,),
 }
@@ -94,7 +94,7 @@ def _loss(value: Any) -> Any:
     spec_type = LOSS_ALIASES.get(kind, kind if kind in LOSS_CLASSES else None)
     if spec_type is None:
         raise UnsupportedKerasModel(f"loss {kind!r}: not supported ({', '.join(LOSS_CLASSES)} are)")
-    _neutral(f"loss {kind}", config, LOSS_NEUTRAL)
+    _neutral(f"loss {kind}", config, {**LOSS_NEUTRAL, "axis": (LOSS_CLASSES[spec_type].keras_axis,)})
     options = _fields(LOSS_CLASSES[spec_type], config)
     defaults = {key: info.default for key, info in LOSS_CLASSES[spec_type].model_fields.items()}
     options = {key: value for key, value in options.items() if value != defaults.get(key)}

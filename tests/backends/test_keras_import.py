@@ -293,3 +293,53 @@ def test_unsupported_model_is_a_cnnspec_error():
         from cnnspec.keras_import import spec_document
 
         spec_document({"class_name": "Subclassed", "config": {}})
+
+
+def _keras_unet(classes, activation):
+    """A small U-Net written by hand in Keras for the 32x32x1 shapes set: one pooling stage, a transposed
+    convolution back up, a skip connection."""
+    inputs = keras.Input((32, 32, 1))
+    down = layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    bottom = layers.Conv2D(16, 3, padding="same", activation="relu")(layers.MaxPooling2D(2)(down))
+    up = layers.Conv2DTranspose(8, 2, strides=2)(bottom)
+    merged = layers.Concatenate()([up, down])
+    return keras.Model(inputs, layers.Conv2D(classes, 1, activation=activation)(merged))
+
+
+@pytest.mark.parametrize(
+    "loss,classes,activation,metrics",
+    [
+        (keras.losses.Dice(), 4, "softmax", "accuracy"),
+        # the other two as slow: the same path, 35 s each
+        pytest.param(keras.losses.SparseCategoricalCrossentropy(), 4, "softmax", "accuracy", marks=pytest.mark.slow),
+        pytest.param("binary_crossentropy", 1, "sigmoid", "binary_accuracy", marks=pytest.mark.slow),
+    ],
+    ids=["dice", "sparse_categorical_crossentropy", "binary_crossentropy"],
+)
+def test_a_keras_unet_compiled_for_segmentation_imports_and_fine_tunes(tmp_path, loss, classes, activation, metrics):
+    """Issue 25's check: a Keras U-Net compiled with a Dice or cross-entropy loss imports with its loss, and
+    `train --resume` fine-tunes the imported run on per-pixel masks (the built-in shapes set)."""
+    model = _keras_unet(classes, activation)
+    model.compile(optimizer=keras.optimizers.Adam(0.003), loss=loss, metrics=[metrics])
+    model.save(tmp_path / "m.keras")
+    proc = run_cli(
+        "import", "keras", tmp_path / "m.keras", "-o", tmp_path / "s.yaml", "--run", tmp_path / "run"
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    spec = cnnspec.load_spec(tmp_path / "s.yaml")
+    assert spec.training.loss.type == (loss if isinstance(loss, str) else loss.name)
+    assert spec.summary().total_params == model.count_params()
+    data = cnnspec.data.load_data("shapes")  # a quarter of it, enough to see a loss go down
+    masks = (lambda y: (y > 0)[..., None]) if classes == 1 else (lambda y: y)  # 1 channel: shape or background
+    arrays = (data.x_train[:512], masks(data.y_train[:512]), data.x_test[:64], masks(data.y_test[:64]))
+    np.savez(tmp_path / "masks.npz", **dict(zip(("x_train", "y_train", "x_test", "y_test"), arrays)))
+    source = f"npz:{tmp_path / 'masks.npz'}"
+    before = cnnspec.evaluate(tmp_path / "run", data=source)
+    settings = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
+    settings.update(epochs=1, data=source)
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"settings": settings}))
+    proc = run_cli("train", "--resume", tmp_path / "run", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    after = cnnspec.evaluate(tmp_path / "run", data=source)
+    assert after["loss"] < before["loss"]
+    assert set(after) == set(before) == {"loss", "n", *spec.training.metrics}  # the loss's own metrics
