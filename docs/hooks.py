@@ -5,6 +5,7 @@
   (tests/layers/cases.py): its canonical variables, its torch modules and its ONNX operators.
 - reference/cli.md: every command's --help, from the Typer app.
 - reference/training-options.md: cnnspec.options.TRAIN_OPTIONS, the one list behind train's flags and keywords.
+- reference/losses-and-metrics.md: every registered loss (its class's docstring and fields) and cnnspec.metrics.
 - tutorials/*.ipynb: the notebooks of examples/, rendered by mkdocs-jupyter (the tests execute them).
 """
 
@@ -29,6 +30,7 @@ def on_files(files: Any, config: Any) -> Any:
         "reference/layers.md": layer_reference(),
         "reference/cli.md": cli_reference(),
         "reference/training-options.md": options_reference(),
+        "reference/losses-and-metrics.md": losses_and_metrics_reference(),
     }
     for uri, content in pages.items():
         files.append(File.generated(config, uri, content=content))
@@ -176,4 +178,55 @@ def options_reference() -> str:
         flags = ", ".join(f"`{flag.strip()}`" for flag in option.cli_flags if flag.strip() != "/")
         default = "none" if option.default is None else f"`{option.default}`"
         lines.append(f"| `{option.name}` | {flags} | {default} | {'yes' if option.recorded else ''} | {option.help} |")
+    return "\n".join(lines) + "\n"
+
+
+def losses_and_metrics_reference() -> str:
+    import inspect
+
+    from cnnspec.metrics import METRICS
+    from cnnspec.registry import LOSS_ALIASES, LOSS_CLASSES
+    from cnnspec.spec import ModelSpec  # noqa: F401  (registers the losses)
+
+    lines = [
+        "# Losses and metrics",
+        "",
+        "`training.loss` and `training.metrics`, generated from the registered loss classes and `cnnspec.metrics`.",
+        "Each loss is Keras 3's class of the same name, with its formula and defaults on every backend (torch,",
+        "Keras, and numpy for evaluating an exported file); the tests compare all three with Keras's own classes.",
+        "",
+        "**Targets.** A loss reads *classes* (an integer class index per image, or per pixel of a map; one-hot",
+        "rows are converted) or *values* (numbers of the output's shape, e.g. 0/1 masks or regression targets).",
+        "",
+        "## Losses",
+        "",
+    ]
+    for name, cls in LOSS_CLASSES.items():
+        aliases = sorted(alias for alias, target in LOSS_ALIASES.items() if target == name)
+        fields = [f"`{key}` (default `{info.default}`)" for key, info in cls.model_fields.items() if key != "type"]
+        targets = {"classes": "classes", "values": "values", "either": "classes for 2+ channels, else values"}
+        lines += [
+            f"### `{name}`",
+            "",
+            inspect.cleandoc(cls.__doc__ or ""),
+            "",
+            f"- Keras: `keras.losses.{cls.keras_class}`"
+            + (f"; also written {', '.join(f'`{a}`' for a in aliases)}" if aliases else ""),
+            f"- targets: {targets[cls.targets]}",
+            f"- options: {', '.join(fields) if fields else 'none'}",
+            f"- metrics by default: {', '.join(f'`{m}`' for m in cls.default_metrics) or 'none'}",
+            "",
+        ]
+    lines += [
+        "## Metrics",
+        "",
+        "Shown in the progress bar, recorded in `history.json`, `metrics.json` and the report, and watched by",
+        "`early_stopping`, `reduce_lr_on_plateau` and `keep_best` (as `NAME` or `val_NAME`) in their direction.",
+        "",
+        "| metric | targets | better | Keras class | what it is |",
+        "|---|---|---|---|---|",
+    ]
+    for metric in METRICS.values():
+        better = "higher" if metric.higher_is_better else "lower"
+        lines.append(f"| `{metric.name}` | {metric.targets} | {better} | `{metric.keras_class}` | {metric.summary} |")
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import cnnspec
-from cnnspec.errors import RunError
+from cnnspec.errors import DataError
 from cnnspec.numerics import layer_tolerances, max_difference, tolerance_for
 from cnnspec.weights import random_weights
 from tests.conftest import ROOT
@@ -112,16 +112,18 @@ def test_unet_round_trips_through_a_keras_file(suffix, tmp_path):
         assert imported_weights[key].tobytes() == value.tobytes(), key
 
 
-def test_training_a_map_output_is_refused_in_one_sentence(tmp_path):
-    with pytest.raises(RunError, match=r"cannot train unet_small: its output is \(32, 32, 3\).*one label per image"):
-        cnnspec.train(UNET, backend="torch", epochs=1, out=tmp_path / "run")
+def test_training_a_map_output_on_one_label_per_image_is_refused_in_one_sentence(tmp_path):
+    """Per-pixel targets train a map (tests/parity/test_task_losses.py); digits' one label per image does not."""
+    message = r"train labels are one number per image, but the spec's output \[32, 32, 3\] trains on class indices"
+    with pytest.raises(DataError, match=message):
+        cnnspec.train(UNET, backend="torch", data="digits", resize=True, epochs=1, out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
-def test_an_imported_unet_exports_and_verifies_in_both_layouts_but_does_not_evaluate(tmp_path):
+def test_an_imported_unet_exports_verifies_and_predicts_masks_but_does_not_evaluate_on_digits(tmp_path):
     """A Keras U-Net imported with a run directory: `cnnspec export onnx` verifies it (a map comes out in the
-    input's layout), and `cnnspec evaluate` on the run or the file exits 1 in one line instead of reading
-    digit labels as pixel classes."""
+    input's layout), `cnnspec predict` writes a mask, and `cnnspec evaluate` on the run or the file with
+    digits (one label per image) exits 1 in one line instead of reading digit labels as pixel classes."""
     from tests.cli.helpers import assert_clean_failure, cnnspec as run_cli
 
     kb = pytest.importorskip("cnnspec.backends.keras_backend")
@@ -138,8 +140,11 @@ def test_an_imported_unet_exports_and_verifies_in_both_layouts_but_does_not_eval
     for target in (tmp_path / "run", tmp_path / "nhwc.onnx"):
         result = run_cli("evaluate", str(target), "--resize")
         assert_clean_failure(result)
-        assert "cannot evaluate unet_small: its output is (32, 32, 3)" in result.stderr
+        assert "labels are one number per image, but the spec's output [32, 32, 3]" in result.stderr
     np.save(tmp_path / "x.npy", np.zeros((1, 32, 32, 3), np.float32))
-    result = run_cli("predict", str(tmp_path / "nhwc.onnx"), str(tmp_path / "x.npy"))
-    assert_clean_failure(result)
-    assert "cannot predict unet_small" in result.stderr
+    result = run_cli("predict", str(tmp_path / "nhwc.onnx"), str(tmp_path / "x.npy"), "--masks", str(tmp_path / "m"))
+    assert result.returncode == 0, result.stderr
+    from PIL import Image
+
+    with Image.open(tmp_path / "m" / "x.png") as mask:  # one class index per pixel
+        assert mask.size == (32, 32) and mask.mode == "L" and max(mask.getdata()) < 3
