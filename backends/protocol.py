@@ -26,12 +26,13 @@ class TrainerProtocol(Protocol):
     """One epoch of training and one evaluation pass, with Keras's optimizer and loss."""
 
     def prepare(self, x: Any, y: np.ndarray) -> Any:
-        """A split (images NHWC, integer labels) in the form this backend trains on, made once."""
+        """A split (images NHWC; targets as ``fit_to_spec`` left them: class indices or values) in the form this
+        backend trains on, made once."""
 
     def fit_epoch(
         self, data: Any, order: np.ndarray, batch_size: int, seed: int, progress: Progress | None = None
     ) -> dict[str, float]:
-        """One pass over ``data`` in ``order``: ``{"loss", "accuracy"}`` as Keras's ``fit`` logs them."""
+        """One pass over ``data`` in ``order``: ``{"loss", <each of training.metrics>}`` as Keras's ``fit`` logs them."""
 
     def evaluate(self, data: Any, batch_size: int = 1024) -> dict[str, float]: ...
 

@@ -5,7 +5,7 @@ DIR/spec.json             the exact spec (canonical form)
 DIR/run.json              backend, data source and settings; what --resume reuses
 DIR/weights.safetensors   the kept (best) weights, canonical layout
 DIR/history.json          per-epoch metrics, Keras History style (dict of lists)
-DIR/history.png           loss and accuracy curves
+DIR/history.png           loss and metric curves
 DIR/metrics.json          test-split metrics of the kept weights
 DIR/checkpoint/           state.json + epoch-N weights and optimizer state
 ```

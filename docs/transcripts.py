@@ -52,6 +52,9 @@ from sklearn.datasets import load_digits
 digits = load_digits()
 np.save("five.npy", (digits.images[digits.target == 5][:3] / 16).astype("float32")[..., None])
 Image.fromarray((digits.images[7] * 16).clip(0, 255).astype("uint8")).save("digit.png")
+from cnnspec.data import load_data
+shapes = load_data("shapes")
+Image.fromarray((shapes.x_test[0, :, :, 0] * 255).round().astype("uint8")).save("shapes.png")
 """
 
 # (transcript, [commands]); each command runs in a scratch folder holding the files above and links to specs/
@@ -70,6 +73,14 @@ STEPS = [
     ("parity", ["parity specs/every_layer.yaml"]),
     ("report", ["report runs/demo/torch"]),
     ("preview", ["data preview --data digits --output digits.png"]),
+    ("segmentation", [
+        "train specs/unet_shapes.yaml --data shapes --out runs/unet", "export onnx runs/unet --output unet.onnx",
+        "predict unet.onnx shapes.png --masks masks",
+    ]),
+    ("regression", [
+        "train specs/regression_counts.yaml --data shape_counts --out runs/counts --quiet", "evaluate runs/counts",
+        "export onnx runs/counts --output counts.onnx", "predict counts.onnx shapes.png",
+    ]),
     ("nproc", ["train specs/digits_cnn.yaml --backend torch --nproc 2 --epochs 3 --out runs/ddp"]),
     ("device", ["train specs/digits_cnn.yaml --device cuda", "train specs/digits_cnn.yaml --backend keras --device cuda"]),
 ]  # fmt: skip

@@ -24,6 +24,9 @@ class Dataset:
     class_names: list[str] | None = field(default=None)
     # held-out (x, y) given as such (Keras's validation_data); None: training takes validation_split
     validation: tuple[Images, np.ndarray] | None = field(default=None)
+    # per split ("train", "test"), the file each row's target was read from (mask PNGs), so that a bad
+    # target found later, against a spec, is reported by its file
+    target_files: dict[str, list[Any]] | None = field(default=None)
 
     @property
     def image_shape(self) -> tuple[int, ...]:

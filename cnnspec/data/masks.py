@@ -131,6 +131,11 @@ def list_pairs(root: Path, split: str, follow_symlinks: bool = False) -> tuple[l
     return [image for image, _ in pairs], np.stack(masks)
 
 
+def mask_files(root: Path, split: str, follow_symlinks: bool = False) -> list[Path]:
+    """The mask file of each row of ``list_pairs(root, split)``, in its order."""
+    return [mask for _, mask in _pairs(root, split, follow_symlinks)]
+
+
 def class_names(root: Path) -> list[str] | None:
     """``root/classes.txt``'s names, one a line (line 1 is class 0); None when there is no such file."""
     file = root / CLASSES_FILE

@@ -94,16 +94,18 @@ def fit_to_spec(data: Dataset, spec: Any, num_classes: int | None = None, resize
             data, x_train=_resized(data.x_train, want), x_test=_resized(data.x_test, want), validation=validation
         )
     fit, noun = TARGET_FITS[kind], "labels" if kind == "classes" else "targets"
-    validation = data.validation
+    validation, files = data.validation, data.target_files or {}
     return replace(
         data,
-        y_train=fit(data.y_train, output, f"{data.source}: train {noun}", resize),
-        y_test=fit(data.y_test, output, f"{data.source}: test {noun}", resize),
+        y_train=fit(data.y_train, output, f"{data.source}: train {noun}", resize, files.get("train")),
+        y_test=fit(data.y_test, output, f"{data.source}: test {noun}", resize, files.get("test")),
         validation=(validation[0], fit(validation[1], output, f"validation {noun}", resize)) if validation else None,
     )
 
 
-def _class_targets(y: np.ndarray, output: tuple[int, ...], where: str, resize: bool) -> np.ndarray:
+def _class_targets(
+    y: np.ndarray, output: tuple[int, ...], where: str, resize: bool, files: list[Any] | None = None
+) -> np.ndarray:
     """Class indices of shape (N, *output[:-1]), from indices, indices with an axis of 1, or one-hot rows."""
     shape, classes = output[:-1], output[-1]
     if y.shape[1:] == (*shape, 1) or (y.ndim == len(shape) + 2 and y.shape[-1] == 1):
@@ -123,6 +125,12 @@ def _class_targets(y: np.ndarray, output: tuple[int, ...], where: str, resize: b
         )
     y = _whole(y, where)
     bad = y[(y < 0) | (y >= classes)]
+    if bad.size and files is not None:  # masks read from files: name the first one
+        row = int(np.flatnonzero(((y < 0) | (y >= classes)).reshape(len(y), -1).any(axis=1))[0])
+        found = sorted(set(y[row][(y[row] < 0) | (y[row] >= classes)].tolist()))[:5]
+        raise DataError(
+            f"{files[row]}: the mask holds class {found}, but the spec's output has {classes} classes (0..{classes - 1})"
+        )
     if bad.size:
         raise DataError(
             f"{where} must be 0..{classes - 1} (class indices: the spec's output has {classes} classes), "
@@ -140,7 +148,9 @@ def _whole(y: np.ndarray, where: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _value_targets(y: np.ndarray, output: tuple[int, ...], where: str, resize: bool) -> np.ndarray:
+def _value_targets(
+    y: np.ndarray, output: tuple[int, ...], where: str, resize: bool, files: list[Any] | None = None
+) -> np.ndarray:
     """Numbers of the output's shape (N, *output); an output whose last axis is 1 also takes them without it."""
     if output[-1] == 1 and y.shape[1:] == output[:-1]:
         y = y[..., None]

@@ -28,7 +28,7 @@ from ..errors import DataError
 from ..streams import ArrayStore, FileStore
 from .dataset import Dataset
 from .formats import _existing, _idx_arrays, _list_image_split, _read_images, _read_npz, decode_image
-from .masks import class_names, is_pairs_layout, list_pairs
+from .masks import class_names, is_pairs_layout, list_pairs, mask_files
 from .prepare import _images, _labels, _targets, is_streamed
 from .synthetic import shapes_dataset
 
@@ -94,9 +94,11 @@ def _folder(path: str, follow_symlinks: bool = False, stream: bool | None = Fals
     """Class folders (train/<class>/*), or image/mask pairs (train/images/*, train/masks/*: see ``masks``)."""
     root = _existing(path, directory=True)
     listed: list[tuple[list[Path], np.ndarray]]
+    target_files = None
     if is_pairs_layout(root):  # targets: int64 (N, H, W) masks
         listed = [list_pairs(root, split, follow_symlinks) for split in ("train", "test")]
         classes = class_names(root)
+        target_files = {split: mask_files(root, split, follow_symlinks) for split in ("train", "test")}
     else:  # targets: int64 (N,) class indices
         for split in ("train", "test"):
             if not (root / split).is_dir():
@@ -113,9 +115,11 @@ def _folder(path: str, follow_symlinks: bool = False, stream: bool | None = Fals
             FileStore(files, str(root / split), decode_image) for (files, _), split in zip(listed, ("train", "test"))
         ]
         if stream or _too_big(stores):
-            return Dataset(stores[0], listed[0][1], stores[1], listed[1][1], f"folder:{path}", classes)
+            return Dataset(
+                stores[0], listed[0][1], stores[1], listed[1][1], f"folder:{path}", classes, target_files=target_files
+            )
     parts = [_read_images(files, root / split) for (files, _), split in zip(listed, ("train", "test"))]
-    return Dataset(parts[0], listed[0][1], parts[1], listed[1][1], f"folder:{path}", classes)
+    return Dataset(parts[0], listed[0][1], parts[1], listed[1][1], f"folder:{path}", classes, target_files=target_files)
 
 
 # -- Keras's dataset cache -------------------------------------------------------------
