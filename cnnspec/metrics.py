@@ -1,7 +1,8 @@
 """The metrics a spec can ask for (``training.metrics``), as Keras 3 defines them, for any output shape.
 
-Each metric is a sum of parts accumulated over an epoch (so the hot loop never syncs with the host),
-and its value is read from the sums at the end. The parts are computed with operations that numpy arrays
+Each metric is a sum of parts accumulated over an epoch, and its value is read from the sums at the end
+(so the hot loop does not wait on the host for bookkeeping; on a GPU, mean IoU's ``bincount`` does, once
+a batch, to size its result). The parts are computed with operations that numpy arrays
 and torch tensors both have, so the torch trainer and the ONNX evaluator share one definition; the Keras
 trainer uses Keras's own metric classes (``keras_class``), which the parity tests compare with these.
 Outputs are channels-last (the scores of each position on the last axis).

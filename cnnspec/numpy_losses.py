@@ -17,7 +17,7 @@ Loss = Callable[[Any, np.ndarray, np.ndarray, bool], np.ndarray]
 
 
 def _per_row(values: np.ndarray) -> np.ndarray:
-    return values.reshape(len(values), -1).mean(axis=1) if values.ndim > 1 else values
+    return values.reshape(len(values), int(np.prod(values.shape[1:]))).mean(axis=1) if values.ndim > 1 else values
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:

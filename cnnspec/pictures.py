@@ -25,7 +25,13 @@ def learning_curves(result: Any) -> Picture:
 
 
 def predictions(model: Any, x: np.ndarray, y: np.ndarray, names: Sequence[str] | None = None) -> Picture:
-    """Images titled "predicted (true)": blue when the model is right, red when wrong."""
+    """Images titled "predicted (true)": blue when the model is right, red when wrong (classification;
+    ``cnnspec report`` draws masks and regression plots)."""
+    if not model.spec.classifies_images:
+        raise CnnspecError(
+            f"predictions() draws one class per image; {model.spec.name} is a {model.spec.task} spec: "
+            "cnnspec report draws its masks or predicted values"
+        )
     predicted = model.predict(x).argmax(axis=1)
     labels = list(names) if names is not None else [str(i) for i in range(model.spec.num_classes)]
     right = int((predicted == y).sum())

@@ -37,6 +37,19 @@ def _file_name(label: str) -> str:
     return f"{stem}_{match.group(2)}" if match else stem
 
 
+def _unique_names(labels: list[str]) -> list[str]:
+    """A file name per input; two inputs of the same name (a/x.png, b/x.png) keep both files."""
+    used: set[str] = set()
+    names = []
+    for label in labels:
+        name = _file_name(label)
+        while name in used:
+            name += "_"
+        used.add(name)
+        names.append(name)
+    return names
+
+
 def _names(spec: Any, names: list[str] | None, count: int) -> list[str]:
     given = names if names and len(names) == count else spec.class_names
     return list(given) if given and len(given) == count else [str(i) for i in range(count)]
@@ -46,12 +59,8 @@ def _segmentation(spec, output, labels, names, masks_dir: Path, top: int) -> lis
     masks = spec.predicted_classes(output)
     count = spec.num_classes if spec.target_kind == "classes" else 2
     names = _names(spec, names, count) if count > 2 or spec.target_kind == "classes" else ["background", "foreground"]
-    rows, used = [], set()
-    for label, mask in zip(labels, masks):
-        name = _file_name(label)
-        while name in used:  # two inputs of the same name (a/x.png, b/x.png) keep both masks
-            name += "_"
-        used.add(name)
+    rows = []
+    for label, mask, name in zip(labels, masks, _unique_names(labels)):
         path = masks_dir / f"{name}.png"
         atomic_write_bytes(path, mask_png(mask))
         shares = {names[c]: float((mask == c).mean()) for c in range(count)}
@@ -69,8 +78,8 @@ def _regression(spec, output, labels, names, masks_dir: Path, top: int) -> list[
             line = f"{label}: " + ", ".join(f"{n} {v:.4g}" for n, v in zip(names, values))
             rows.append(({"input": label, "values": {n: float(v) for n, v in zip(names, values)}}, line))
         return rows
-    for label, values in zip(labels, output):  # a map of values: written as .npy, as large as it is
-        path = masks_dir / f"{_file_name(label)}.npy"
+    for label, values, name in zip(labels, output, _unique_names(labels)):  # a map of values: written as .npy
+        path = masks_dir / f"{name}.npy"
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, values.astype(np.float32))
         rows.append(({"input": label, "values_file": str(path)}, f"{label}: values {list(values.shape)} in {path}"))

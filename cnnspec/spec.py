@@ -206,9 +206,10 @@ class ModelSpec(SpecModel):
 
     def predicted_classes(self, output: Any) -> Any:
         """A segmentation's or classification's predicted class per image or pixel from the model's output (numpy):
-        the highest score, or for one probability per pixel, 1 where it is above 0.5."""
+        the highest score, or for one probability per pixel, 1 where it is above 0.5 (a logit above 0 when the
+        output is logits: ``from_logits``)."""
         if self.target_kind == "values":
-            return (output[..., 0] > 0.5).astype("int64")
+            return (output[..., 0] > (0.0 if self.training.loss.takes_logits else 0.5)).astype("int64")
         return output.argmax(axis=-1)
 
     @model_validator(mode="after")

@@ -472,10 +472,18 @@ class TrainingSpec(SpecModel):
             return value
         loss = value.get("loss", "categorical_crossentropy")
         kind = loss.type if isinstance(loss, LossSpec) else loss.get("type") if isinstance(loss, dict) else loss
-        kind = LOSS_ALIASES.get(kind, kind) if isinstance(kind, str) else kind
-        if kind not in LOSS_CLASSES:
+        if not isinstance(kind, str) or LOSS_ALIASES.get(kind, kind) not in LOSS_CLASSES:
             return value  # the loss's own validator names the problem
+        kind = LOSS_ALIASES.get(kind, kind)
         return {**value, "metrics": list(LOSS_CLASSES[kind].default_metrics)}
+
+    @field_validator("metrics")
+    @classmethod
+    def _each_metric_once(cls, value: list[str]) -> list[str]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"metrics {repeated} are listed more than once")
+        return value
 
     @model_validator(mode="after")
     def _monitor_is_recorded(self) -> TrainingSpec:

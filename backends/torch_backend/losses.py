@@ -23,7 +23,7 @@ LOSSES = BuilderTable("torch", LOSS_CLASSES, "loss")
 
 def per_row(values: torch.Tensor) -> torch.Tensor:
     """(N, ...) per-position values -> (N,) means (Keras then averages the rows: the mean of all positions)."""
-    return values.reshape(len(values), -1).mean(dim=1) if values.dim() > 1 else values
+    return values.flatten(1).mean(dim=1) if values.dim() > 1 else values  # flatten: an empty share stays (0,)
 
 
 def one_hot(classes: torch.Tensor, count: int) -> torch.Tensor:

@@ -170,8 +170,8 @@ class Trainer:
 
     def output(self, logits: torch.Tensor) -> torch.Tensor:
         """The model's output, channels-last, from what ``forward_logits`` gave."""
-        output = self.final_activation(logits) if self.final_activation is not None else logits
-        return channels_last(output.float())  # float32 under bf16 autocast too, as the loss is
+        logits = logits.float()  # the activation too in float32 under bf16 autocast, as the loss is
+        return channels_last(self.final_activation(logits) if self.final_activation is not None else logits)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The loss per row (a scalar for a per-batch loss), without the regularization term (per batch)."""

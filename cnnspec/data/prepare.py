@@ -79,9 +79,10 @@ def fit_to_spec(data: Dataset, spec: Any, num_classes: int | None = None, resize
     (float32, of the output's shape; a missing trailing axis of 1 is added).
     """
     if isinstance(spec, (tuple, list)):
-        want, output, kind = tuple(spec), (int(num_classes or 0),), "classes"
+        want, output, kind, loss = tuple(spec), (int(num_classes or 0),), "classes", None
     else:
         want, output, kind = tuple(spec.input_shape), tuple(spec.summary().output_shape), spec.target_kind
+        loss = spec.training.loss
     if data.image_shape != want:
         if not resize:
             got = "x".join(map(str, data.image_shape))
@@ -94,13 +95,33 @@ def fit_to_spec(data: Dataset, spec: Any, num_classes: int | None = None, resize
             data, x_train=_resized(data.x_train, want), x_test=_resized(data.x_test, want), validation=validation
         )
     fit, noun = TARGET_FITS[kind], "labels" if kind == "classes" else "targets"
+    probabilities = kind == "values" and loss is not None and loss.probabilities
     validation, files = data.validation, data.target_files or {}
+
+    def fitted(y: np.ndarray, where: str, split_files: list[Any] | None) -> np.ndarray:
+        y = fit(y, output, where, resize, split_files)
+        if probabilities:
+            _zero_to_one(y, where, split_files, loss)
+        return y
+
     return replace(
         data,
-        y_train=fit(data.y_train, output, f"{data.source}: train {noun}", resize, files.get("train")),
-        y_test=fit(data.y_test, output, f"{data.source}: test {noun}", resize, files.get("test")),
-        validation=(validation[0], fit(validation[1], output, f"validation {noun}", resize)) if validation else None,
+        y_train=fitted(data.y_train, f"{data.source}: train {noun}", files.get("train")),
+        y_test=fitted(data.y_test, f"{data.source}: test {noun}", files.get("test")),
+        validation=(validation[0], fitted(validation[1], f"validation {noun}", None)) if validation else None,
     )
+
+
+def _zero_to_one(y: np.ndarray, where: str, files: list[Any] | None, loss: Any) -> None:
+    """Targets of a loss that reads probabilities (binary cross-entropy, Dice) must lie in [0, 1]: masks saved
+    as 0/255 would otherwise train on nonsense."""
+    outside = (y < 0) | (y > 1)
+    if not outside.any():
+        return
+    row = int(np.flatnonzero(outside.reshape(len(y), -1).any(axis=1))[0])
+    hint = "; masks saved as 0/255 need dividing by 255" if y.max() == 255 else ""
+    name = f"{files[row]}: the target" if files is not None else f"{where} (row {row})"
+    raise DataError(f"{name} holds {float(y[row][outside[row]].flat[0]):g}, but {loss} needs targets in [0, 1]{hint}")
 
 
 def _class_targets(
@@ -111,6 +132,12 @@ def _class_targets(
     if y.shape[1:] == (*shape, 1) or (y.ndim == len(shape) + 2 and y.shape[-1] == 1):
         y = y[..., 0]
     elif y.shape[1:] == (*shape, classes) and classes > 1:
+        if not (np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=-1) == 1)):
+            raise DataError(
+                f"{where} hold {classes} numbers per position that are not one-hot rows (a single 1, the rest 0): "
+                "this loss trains on one class per position; for probabilities or several labels per position use "
+                "binary_crossentropy"
+            )
         y = y.argmax(axis=-1)
     if y.ndim == len(shape) + 1 and len(shape) >= 2 and y.shape[1:] != shape and resize:
         from .masks import resize_masks
@@ -151,11 +178,18 @@ def _whole(y: np.ndarray, where: str) -> np.ndarray:
 def _value_targets(
     y: np.ndarray, output: tuple[int, ...], where: str, resize: bool, files: list[Any] | None = None
 ) -> np.ndarray:
-    """Numbers of the output's shape (N, *output); an output whose last axis is 1 also takes them without it."""
-    if output[-1] == 1 and y.shape[1:] == output[:-1]:
+    """Numbers of the output's shape (N, *output); an output whose last axis is 1 also takes them without it.
+    With ``resize``, maps are resized to the output: integer masks by nearest neighbour, values bilinearly."""
+    if output[-1] == 1 and y.ndim == len(output):  # (N, H, W) masks for an (H, W, 1) output, (N,) for (1,)
         y = y[..., None]
     if len(output) == 3 and y.ndim == 4 and y.shape[1:] != output and y.shape[3] == output[2] and resize:
-        y = resize_images(y.astype(np.float32), output)
+        if y.dtype.kind in "uib":
+            from .masks import resize_masks
+
+            channels = [resize_masks(y[..., c], output[0], output[1]) for c in range(y.shape[3])]
+            y = np.stack(channels, axis=-1)
+        else:
+            y = resize_images(y.astype(np.float32), output)
     if y.shape[1:] != output:
         raise DataError(
             f"{where} are {list(y.shape[1:]) or 'one number'} per image, but the spec's output is {list(output)}: "

@@ -118,3 +118,30 @@ def test_the_shapes_sets_fit_the_example_specs():
     for spec, source, shape in (("unet_shapes", "shapes", (32, 32)), ("regression_counts", "shape_counts", (3,))):
         fitted = fit_to_spec(load_data(source), cnnspec.load_spec(f"specs/{spec}.yaml"))
         assert fitted.y_train.shape[1:] == shape
+
+
+BINARY = {
+    "input_shape": [6, 5, 1],
+    "layers": [{"type": "conv2d", "filters": 1, "kernel_size": 3, "padding": "same", "activation": "sigmoid"}],
+    "training": {"loss": "dice"},
+}
+
+
+def test_binary_masks_saved_as_0_and_255_are_refused_with_the_fix():
+    masks = (np.random.default_rng(4).random((4, 6, 5)) > 0.5).astype(np.uint8) * 255
+    with pytest.raises(DataError, match=r"dice needs targets in \[0, 1\]; masks saved as 0/255 need dividing by 255"):
+        fit_to_spec(_arrays(masks), _spec(BINARY))
+
+
+def test_resize_resizes_binary_masks_by_nearest_neighbour_too():
+    spec = cnnspec.load_spec({**BINARY, "input_shape": [12, 10, 1]})
+    masks = (np.random.default_rng(5).random((4, 6, 5)) > 0.5).astype(np.int64)
+    fitted = fit_to_spec(_arrays(masks), spec, resize=True)
+    assert fitted.y_train.shape == (4, 12, 10, 1)
+    np.testing.assert_array_equal(fitted.y_train[..., 0], masks.repeat(2, axis=1).repeat(2, axis=2))
+
+
+def test_rows_that_are_not_one_hot_are_not_silently_made_classes():
+    soft = np.full((4, 6, 5, 3), 1 / 3)
+    with pytest.raises(DataError, match="not one-hot rows.*use binary_crossentropy"):
+        fit_to_spec(_arrays(soft), _spec(SEGMENTER))

@@ -231,3 +231,18 @@ def test_one_training_step_of_the_example_specs_is_the_same_in_torch_and_keras(n
     keras_run = _run(keras_backend, spec, weights, x, y, 1)
     _assert_same(torch_run, keras_run, weights)
     assert max(np.abs(torch_run[0][key] - weights[key]).max() for key in weights) > 1e-3  # it did train
+
+
+@pytest.mark.parametrize("loss,activation,output", CASES, ids=[f"{_name(c[0])}-{c[1]}-{len(c[2])}d" for c in CASES])
+def test_an_empty_share_of_a_batch_has_no_rows(loss, activation, output):
+    """Several processes: a last batch with fewer rows than processes leaves one of them an empty share."""
+    spec = _spec(loss, activation, output)
+    if not spec.training.loss.per_row:
+        pytest.skip("a per-batch loss is refused with several processes")
+    targets = _targets(spec, 0, np.random.default_rng(0))
+    scores = np.zeros((0, *output), np.float32)
+    values = TORCH_LOSSES[type(spec.training.loss)](
+        spec.training.loss, torch.from_numpy(scores), torch.from_numpy(targets), False
+    )
+    assert tuple(values.shape) == (0,)
+    assert loss_values(spec.training.loss, scores, targets, False).shape == (0,)
