@@ -43,7 +43,12 @@ def build(
 
 
 def evaluate(
-    target: str | Path, data: Any = None, backend: str | None = None, resize: bool | None = None, device: str = "auto"
+    target: str | Path,
+    data: Any = None,
+    backend: str | None = None,
+    resize: bool | None = None,
+    device: str = "auto",
+    runtime: str = "onnxruntime",
 ) -> dict[str, Any]:
     """The spec's metrics (``training.metrics``: accuracy, mean_io_u, mae ...) and loss on the test split:
     ``{"accuracy": ..., "loss": ..., "n": ...}``.
@@ -52,6 +57,7 @@ def evaluate(
     trained it) or an ``.onnx`` file (ONNX Runtime). ``data`` defaults to the run's source;
     arrays work too, as ``train`` takes them (their test pair is what is evaluated).
     ``device``: auto, cpu, cuda or cuda:N for a run (an ``.onnx`` file picks ONNX Runtime's provider).
+    ``runtime``: for an ``.onnx`` file, onnxruntime, openvino or auto (the faster here at batch 1).
     """
     from .backends import load_backend, training_backend
 
@@ -60,7 +66,7 @@ def evaluate(
         onnx_backend = load_backend("onnx")
         if data is not None and not isinstance(data, str):
             raise DataError("evaluating an .onnx file takes a data source name; for arrays use cnnspec.Predictor")
-        return onnx_backend.evaluate_file(target, data or "digits", resize=bool(resize))
+        return onnx_backend.evaluate_file(target, data or "digits", resize=bool(resize), runtime=runtime)
     run = load_run(target)
     framework = training_backend(backend or run.settings.backend)  # its Trainer computes Keras's loss
     dataset = run.dataset(data, resize)

@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 
-def Predictor(model: Any, provider: str | None = None, threads: int | None = None) -> Any:  # noqa: N802 - a class to users
-    """An ONNX Runtime predictor; see ``cnnspec.backends.onnx_backend.runtime.Predictor``."""
+def Predictor(  # noqa: N802 - a class to users
+    model: Any, provider: str | None = None, threads: int | None = None, runtime: str = "onnxruntime"
+) -> Any:
+    """A predictor for an exported file in ONNX Runtime, OpenVINO (``runtime="openvino"``) or the faster of the
+    two here (``"auto"``); see ``cnnspec.backends.onnx_backend.runtime.Predictor``."""
     from .backends import load_backend
 
-    return load_backend("onnx").Predictor(model, provider=provider, threads=threads)
+    return load_backend("onnx").Predictor(model, provider=provider, threads=threads, runtime=runtime)

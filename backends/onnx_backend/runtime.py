@@ -18,6 +18,8 @@ from cnnspec.metrics import MetricSums
 from cnnspec.numpy_losses import loss_values
 from cnnspec.spec import ModelSpec
 
+from .sessions import open_session
+
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
@@ -119,6 +121,9 @@ class Predictor:
     >>> predictor = Predictor("model.onnx")           # doctest: +SKIP
     >>> predictor.predict(images_nhwc).shape          # doctest: +SKIP
     (n, 10)
+
+    ``runtime``: "onnxruntime" (the default; ``provider`` picks its device), "openvino" (CPU, float32), or
+    "auto" (the faster of the two at batch 1, timed on this machine; ``runtime_reason`` says why).
     """
 
     def __init__(
@@ -127,6 +132,7 @@ class Predictor:
         provider: str | None = None,
         threads: int | None = None,
         level: str = DEFAULT_LEVEL,
+        runtime: str = "onnxruntime",
     ):
         proto, data = _model_and_bytes(model)  # bytes given are what the session runs, exactly
         self.origin = "model" if isinstance(model, (bytes, onnx.ModelProto)) else str(model)
@@ -138,14 +144,21 @@ class Predictor:
         height, width, channels = self.spec.input_shape
         self.image_shape = (height, width, channels) if self.layout == "nhwc" else (channels, height, width)
         self.class_names: list[str] | None = json.loads(props["class_names"]) if "class_names" in props else None
+        if provider is not None and runtime == "openvino":
+            raise CnnspecError("--provider chooses ONNX Runtime's device; the openvino runtime runs on the CPU")
+
+        def open_onnxruntime() -> ort.InferenceSession:
+            return ort.InferenceSession(data, quiet_options(threads, level), providers=choose_providers(provider))
+
+        example = np.zeros((1, *self.image_shape), np.float32)
         try:
-            self.session = ort.InferenceSession(
-                data, quiet_options(threads, level), providers=choose_providers(provider)
+            self.session, self.runtime, self.runtime_reason = open_session(
+                runtime, open_onnxruntime, data, threads, example
             )
         except CnnspecError:
             raise
         except Exception as err:  # noqa: BLE001
-            raise ModelFileError(f"{self.origin}: ONNX Runtime cannot load it: {str(err)[:300]}") from None
+            raise ModelFileError(f"{self.origin}: {runtime} cannot load it: {str(err)[:300]}") from None
         self.outputs = [o.name for o in self.session.get_outputs()]
         self._output = ["output"]
 
@@ -209,10 +222,16 @@ class Predictor:
         return {**sums.values(), "loss": total / len(x)}
 
 
-def evaluate_file(path: str | Path, data: str = "digits", resize: bool = False, provider: str | None = None):
+def evaluate_file(
+    path: str | Path,
+    data: str = "digits",
+    resize: bool = False,
+    provider: str | None = None,
+    runtime: str = "onnxruntime",
+):
     from cnnspec.data import fit_to_spec, load_data
 
-    predictor = Predictor(path, provider)
+    predictor = Predictor(path, provider, runtime=runtime)
     spec = predictor.spec
     dataset = fit_to_spec(load_data(data), spec, resize=resize)
     x = dataset.x_test if predictor.layout == "nhwc" else dataset.x_test.transpose(0, 3, 1, 2)

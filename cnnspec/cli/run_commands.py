@@ -56,12 +56,15 @@ def evaluate(
     resize: Optional[bool] = typer.Option(None, "--resize/--no-resize", help="Resize images to the input shape."),
     as_json: bool = typer.Option(False, "--json", help='Print {METRIC: value, "loss", "n"}.'),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (torch and keras runs)."),
+    runtime: str = typer.Option(
+        "onnxruntime", "--runtime", help="An .onnx file: onnxruntime, openvino, or auto (the faster here)."
+    ),
 ) -> None:
     """The spec's metrics (accuracy, mean IoU, MAE ...) and loss on the test split."""
     from ..api import evaluate as evaluate_target
 
     with user_errors():
-        metrics = evaluate_target(target, data=data, backend=backend, resize=resize, device=device)
+        metrics = evaluate_target(target, data=data, backend=backend, resize=resize, device=device, runtime=runtime)
     if as_json:
         typer.echo(json.dumps(metrics))
     else:
