@@ -16,7 +16,7 @@ Outputs are channels-last (the scores of each position on the last axis).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 KERAS_EPSILON = 1e-7
 
@@ -115,7 +115,7 @@ def higher_is_better(monitor: str) -> bool:
 class MetricSums:
     """The running sums of a list of metrics over batches, in one float64 buffer (numpy or torch)."""
 
-    def __init__(self, names: list[str], classes: int, zeros: Callable[[int], Any]):
+    def __init__(self, names: Sequence[str], classes: int, zeros: Callable[[int], Any]):
         self.names, self.classes = list(names), classes
         self.offsets: list[tuple[int, int]] = []
         start = 0

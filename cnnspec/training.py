@@ -426,7 +426,7 @@ class TrainingSpec(SpecModel):
     batch_size: PositiveInt = 32
     epochs: PositiveInt = 10
     metrics: list[MetricName] = Field(
-        default_factory=lambda: ["accuracy"],
+        default_factory=lambda: ["accuracy"],  # type: ignore[arg-type]
         description="metrics shown and recorded per epoch; by default the loss's (accuracy for cross-entropies, "
         "binary_accuracy for binary_crossentropy, mae for regression losses, none for dice)",
     )

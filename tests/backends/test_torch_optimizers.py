@@ -12,8 +12,8 @@ import pytest
 import cnnspec
 
 torch = pytest.importorskip("torch")
-from cnnspec.backends.torch_backend.optimizers import KerasAdam, KerasRMSprop, KerasSGD  # noqa: E402
 from cnnspec.backends.torch_backend.losses import keras_crossentropy  # noqa: E402
+from cnnspec.backends.torch_backend.optimizers import KerasAdam, KerasRMSprop, KerasSGD  # noqa: E402
 
 
 def numpy_adam(w, grads, lr=0.01, b1=0.9, b2=0.999, eps=1e-7, weight_decay=None, schedule=None):
