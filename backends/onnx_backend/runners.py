@@ -9,7 +9,6 @@ not proven in another: that is why this table exists.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 from typing import Callable
 
@@ -19,6 +18,7 @@ import onnxruntime as ort
 from cnnspec.errors import CnnspecError
 
 from .runtime import OPTIMIZATION_LEVELS, quiet_options
+from .sessions import openvino_core
 
 Outputs = dict[str, np.ndarray]
 Runner = Callable[[bytes, np.ndarray], Outputs]
@@ -38,18 +38,11 @@ def _onnxruntime(level: str) -> Runner:
     return run
 
 
-@functools.cache
-def _openvino_core():  # noqa: ANN202 - openvino is untyped
-    import openvino
-
-    return openvino.Core()
-
-
 def _openvino(model: bytes, x: np.ndarray) -> Outputs:
     import openvino
     import openvino.properties.hint as hints
 
-    core = _openvino_core()
+    core = openvino_core()
     # f32, not the CPU plugin's default: on CPUs with native bf16 (AVX512-BF16, AMX) that default is bf16
     # inference, about 1e-3 off, which no float32 tolerance admits
     compiled = core.compile_model(core.read_model(model, b""), "CPU", {hints.inference_precision: openvino.Type.f32})

@@ -8,6 +8,7 @@ which runtime wins depends on the CPU and on the network, so it is measured rath
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import time
 from dataclasses import dataclass
@@ -37,15 +38,13 @@ class OpenVinoSession:
         import openvino.properties as props
         import openvino.properties.hint as hints
 
-        from .runners import _openvino_core
-
         config: dict[Any, Any] = {
             hints.inference_precision: openvino.Type.f32,
             hints.performance_mode: hints.PerformanceMode.LATENCY,
         }
         if threads:
             config[props.inference_num_threads] = threads
-        core = _openvino_core()
+        core = openvino_core()
         self.compiled = core.compile_model(core.read_model(data, b""), "CPU", config)
         self.request = self.compiled.create_infer_request()
         # an output may have several names (aliases): each leads to it
@@ -61,6 +60,14 @@ class OpenVinoSession:
         results = self.request.infer(feeds)
         wanted = names or [output.name for output in self.get_outputs()]
         return [np.array(results[self.by_name[name]]) for name in wanted]  # a copy: the request reuses its buffers
+
+
+@functools.cache
+def openvino_core():  # noqa: ANN201 - openvino is untyped
+    """One OpenVINO Core for the process (making one loads its plugins)."""
+    import openvino
+
+    return openvino.Core()
 
 
 def _batch_one_seconds(session: Any, example: np.ndarray, repeats: int = 20) -> float:

@@ -28,9 +28,11 @@ layers = keras.layers
 
 
 def _layers_and_compiled_training(spec):
-    """What a Keras file holds of a spec: name, input, layers, optimizer and loss (not epochs, seed ...)."""
+    """What a Keras file holds of a spec: name, input, layers, optimizer and loss (not epochs, seed, class
+    names ...)."""
     document = spec.to_dict()
     document["training"] = {key: document["training"][key] for key in ("optimizer", "loss")}
+    document["class_names"] = None
     return dump_spec(cnnspec.load_spec(document))
 
 
