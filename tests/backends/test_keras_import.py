@@ -312,12 +312,12 @@ def _keras_unet(classes, activation):
     "loss,classes,activation,metrics",
     [
         (keras.losses.Dice(), 4, "softmax", "accuracy"),
-        # the other two as slow: the same path, 35 s each
-        pytest.param(keras.losses.SparseCategoricalCrossentropy(), 4, "softmax", "accuracy", marks=pytest.mark.slow),
-        pytest.param("binary_crossentropy", 1, "sigmoid", "binary_accuracy", marks=pytest.mark.slow),
+        (keras.losses.SparseCategoricalCrossentropy(), 4, "softmax", "accuracy"),
+        ("binary_crossentropy", 1, "sigmoid", "binary_accuracy"),
     ],
     ids=["dice", "sparse_categorical_crossentropy", "binary_crossentropy"],
 )
+@pytest.mark.slow  # 35 s each (a Keras model saved, imported, trained in a subprocess): `make test` stays under 30 min
 def test_a_keras_unet_compiled_for_segmentation_imports_and_fine_tunes(tmp_path, loss, classes, activation, metrics):
     """Issue 25's check: a Keras U-Net compiled with a Dice or cross-entropy loss imports with its loss, and
     `train --resume` fine-tunes the imported run on per-pixel masks (the built-in shapes set)."""
