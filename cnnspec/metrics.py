@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
 
-KERAS_EPSILON = 1e-7
+from .numerics import KERAS_EPSILON
 
 Parts = Callable[[Any, Any, Any, int], list[Any]]  # (xp, output, targets, classes) -> parts to sum
 
