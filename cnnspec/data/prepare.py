@@ -46,12 +46,7 @@ def _labels(y: np.ndarray, where: Path | str) -> np.ndarray:
     y = y.reshape(len(y)) if y.ndim == 2 else y
     if y.ndim != 1:
         raise DataError(f"{where}: labels must be (N,) class indices or (N, K) one-hot, got shape {y.shape}")
-    if y.dtype.kind == "f":
-        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
-            raise DataError(f"{where}: labels must be whole class indices, found {y[~(y == np.round(y))][:3]}")
-    elif y.dtype.kind not in "ui":
-        raise DataError(f"{where}: labels must be integers, got dtype {y.dtype}")
-    return y.astype(np.int64)
+    return _whole(y, f"{where}: labels")
 
 
 def _targets(y: np.ndarray, where: Path | str) -> np.ndarray:
