@@ -15,7 +15,7 @@ from torch import nn
 from cnnspec.data import is_streamed
 from cnnspec.errors import RunError
 from cnnspec.fields import Regularizer
-from cnnspec.metrics import MetricSums
+from cnnspec.metrics import METRICS, MetricSums
 from cnnspec.placement import Placement
 from cnnspec.schedules import shortest_float32
 from cnnspec.spec import TrainingSpec
@@ -142,6 +142,9 @@ class Trainer:
         self.from_logits = (self.stripped and loss.reads_logits) or loss.takes_logits
         self.final_activation = model.blocks[-1][-1] if self.stripped else None
         self.metric_names = list(training.metrics)
+        # class metrics read only the order of the scores, which a final softmax or sigmoid keeps: they take
+        # the logits (as the loop always did for accuracy) and skip an activation per batch
+        self.metrics_read_values = any(METRICS[name].targets == "values" for name in self.metric_names)
         self.classes = model.spec.num_classes
         self.classes_target = model.spec.target_kind == "classes"
         self.regularized = regularized(model)
@@ -172,6 +175,10 @@ class Trainer:
         """The model's output, channels-last, from what ``forward_logits`` gave."""
         logits = logits.float()  # the activation too in float32 under bf16 autocast, as the loss is
         return channels_last(self.final_activation(logits) if self.final_activation is not None else logits)
+
+    def metric_input(self, logits: torch.Tensor) -> torch.Tensor:
+        """What the metrics read: the output for value metrics, else the logits (the same argmax)."""
+        return self.output(logits) if self.metrics_read_values else channels_last(logits)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The loss per row (a scalar for a per-batch loss), without the regularization term (per batch)."""
@@ -269,7 +276,7 @@ class Trainer:
             totals[0] += part
             totals[1] += len(yb)
             if self.metric_names:
-                sums.add(torch, self.output(logits), yb)
+                sums.add(torch, self.metric_input(logits), yb)
             if progress is not None:
                 progress(batch + 1, n_batches, metrics)
         self.model.eval()
@@ -285,7 +292,7 @@ class Trainer:
         for xb, yb in self.batches(data, rows, batch_size):
             logits = self.model.forward_logits(xb)
             loss_sum += self.loss(logits, yb).double().mean() * len(yb)  # a per-batch loss weighs its rows
-            sums.add(torch, self.output(logits), yb)
+            sums.add(torch, self.metric_input(logits), yb)
         reduced = self.placement.all_sum(torch.cat([loss_sum, sums.buffer]))
         # Keras's evaluate adds model.losses to each batch's loss too: the mean gains the penalty once
         penalty = float(self.penalty()) if self.regularized else 0.0
