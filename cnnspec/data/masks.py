@@ -104,8 +104,9 @@ def read_mask(file: Path) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def list_pairs(root: Path, split: str, follow_symlinks: bool = False) -> tuple[list[Path], np.ndarray]:
-    """(image files, their masks as int64 (N, H, W)) of ``root/split``: the class layout's (files, labels).
+def list_pairs(root: Path, split: str, follow_symlinks: bool = False) -> tuple[list[Path], np.ndarray, list[Path]]:
+    """(image files, their masks as int64 (N, H, W), the mask files) of ``root/split``: the class layout's
+    (files, labels), and where each mask came from (errors found later, against a spec, name the file).
 
     Reads the masks and only the images' headers, so the images can still be streamed;
     refuses, naming the file, a missing partner, a size unlike the split's first image's,
@@ -128,12 +129,7 @@ def list_pairs(root: Path, split: str, follow_symlinks: bool = False) -> tuple[l
                 f"{size[0]}x{size[1]}; a mask must have its image's size"
             )
         masks.append(mask)
-    return [image for image, _ in pairs], np.stack(masks)
-
-
-def mask_files(root: Path, split: str, follow_symlinks: bool = False) -> list[Path]:
-    """The mask file of each row of ``list_pairs(root, split)``, in its order."""
-    return [mask for _, mask in _pairs(root, split, follow_symlinks)]
+    return [image for image, _ in pairs], np.stack(masks), [mask for _, mask in pairs]
 
 
 def class_names(root: Path) -> list[str] | None:

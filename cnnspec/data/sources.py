@@ -28,7 +28,7 @@ from ..errors import DataError
 from ..streams import ArrayStore, FileStore
 from .dataset import Dataset
 from .formats import _existing, _idx_arrays, _list_image_split, _read_images, _read_npz, decode_image
-from .masks import class_names, is_pairs_layout, list_pairs, mask_files
+from .masks import class_names, is_pairs_layout, list_pairs
 from .prepare import _images, _labels, _targets, is_streamed
 from .synthetic import shapes_dataset
 
@@ -96,9 +96,10 @@ def _folder(path: str, follow_symlinks: bool = False, stream: bool | None = Fals
     listed: list[tuple[list[Path], np.ndarray]]
     target_files = None
     if is_pairs_layout(root):  # targets: int64 (N, H, W) masks
-        listed = [list_pairs(root, split, follow_symlinks) for split in ("train", "test")]
+        pairs = {split: list_pairs(root, split, follow_symlinks) for split in ("train", "test")}
+        listed = [(files, masks) for files, masks, _ in pairs.values()]
         classes = class_names(root)
-        target_files = {split: mask_files(root, split, follow_symlinks) for split in ("train", "test")}
+        target_files = {split: mask_files for split, (_, _, mask_files) in pairs.items()}
     else:  # targets: int64 (N,) class indices
         for split in ("train", "test"):
             if not (root / split).is_dir():
