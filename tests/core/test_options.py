@@ -43,7 +43,9 @@ def test_a_launched_worker_parses_back_the_options_it_was_started_with(given):
     values = check_options(given)
     args = worker_command(Path("specs/digits_cnn.yaml"), values)[1:]  # without the command name
     parsed = _train_command().make_context("train", args).params
-    assert {name: parsed[name] for name in OPTIONS} == values
+    # typer < 0.29 keeps a path as text in the parsed context and makes it a Path as it calls the command
+    as_called = {name: Path(parsed[name]) if isinstance(values[name], Path) else parsed[name] for name in OPTIONS}
+    assert as_called == values
 
 
 def test_an_unknown_option_is_a_type_error_as_in_python():
