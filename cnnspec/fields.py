@@ -4,8 +4,6 @@ Strict types: a spec that says ``filters: "32"`` or ``use_bias: 1`` is a mistake
 report, not something to coerce silently. Argument names and defaults follow Keras 3.
 """
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -118,14 +116,14 @@ class _SpecErrorOnCall(type(BaseModel)):  # type: ignore[misc]  # pydantic's met
 if TYPE_CHECKING:  # type checkers do not follow a metaclass derived from type(BaseModel); it changes no types
 
     class SpecModel(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 else:
 
     class SpecModel(BaseModel, metaclass=_SpecErrorOnCall):
         """A frozen, strict piece of a spec: unknown fields are errors, values never change."""
 
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Regularizer(SpecModel):

@@ -14,8 +14,6 @@ below is derived from the registry.
 'dense_1'
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
@@ -80,7 +78,7 @@ class ModelSpec(SpecModel):
         return [_without_default_inputs(item, named[index - 1] if index else None) for index, item in enumerate(named)]
 
     @model_validator(mode="after")
-    def _unique_names_and_shapes(self) -> ModelSpec:
+    def _unique_names_and_shapes(self) -> "ModelSpec":
         first_use: dict[str | None, int] = {}
         duplicates = []
         for index, layer in enumerate(self.layers):
@@ -117,7 +115,7 @@ class ModelSpec(SpecModel):
         return self
 
     @model_validator(mode="after")
-    def _logits_need_a_logit_output(self) -> ModelSpec:
+    def _logits_need_a_logit_output(self) -> "ModelSpec":
         """``from_logits: true`` on an output that is already a softmax or sigmoid means two things in Keras:
         on TensorFlow it quietly reads the activation's input (a warning), on JAX and torch it does not."""
         last = self.layers[-1]
@@ -140,7 +138,7 @@ class ModelSpec(SpecModel):
         """Shapes and parameter counts per layer; ``str()`` of it is the Keras-style table."""
         return self._report
 
-    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> ModelSpec:
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> "ModelSpec":
         """A copy with ``update`` applied, validated and summarised again (a changed copy is never stale)."""
         copied = super().model_copy(update=update, deep=deep)
         return type(self).model_validate(copied.model_dump())
@@ -213,7 +211,7 @@ class ModelSpec(SpecModel):
         return output.argmax(axis=-1)
 
     @model_validator(mode="after")
-    def _metrics_fit_the_targets(self) -> ModelSpec:
+    def _metrics_fit_the_targets(self) -> "ModelSpec":
         """A metric reads the targets the loss trains on: accuracy and mean IoU need class indices."""
         kind = self.target_kind
         wrong = [name for name in self.training.metrics if METRICS[name].targets != kind]

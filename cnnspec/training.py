@@ -5,8 +5,6 @@ layer types: ``@register_optimizer``, ``@register_loss``): each backend implemen
 never by matching a name.
 """
 
-from __future__ import annotations
-
 import difflib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
@@ -83,7 +81,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     values: Annotated[list[PositiveFloat], Field(min_length=2)]
 
     @model_validator(mode="after")
-    def _one_value_per_interval(self) -> PiecewiseConstantDecay:
+    def _one_value_per_interval(self) -> "PiecewiseConstantDecay":
         # Keras refuses the first; the second would make a boundary mean nothing.
         if len(self.values) != len(self.boundaries) + 1:
             raise ValueError(
@@ -486,7 +484,7 @@ class TrainingSpec(SpecModel):
         return value
 
     @model_validator(mode="after")
-    def _monitor_is_recorded(self) -> TrainingSpec:
+    def _monitor_is_recorded(self) -> "TrainingSpec":
         monitors = [("keep_best", self.keep_best)] + [
             (f"{name}.monitor", rule.monitor)
             for name, rule in (
@@ -509,7 +507,7 @@ class TrainingSpec(SpecModel):
         return self
 
     @model_validator(mode="after")
-    def _plateau_needs_a_settable_rate(self) -> TrainingSpec:
+    def _plateau_needs_a_settable_rate(self) -> "TrainingSpec":
         # Keras's ReduceLROnPlateau cannot set the rate of an optimizer built with a schedule (a TypeError there).
         schedule = self.optimizer.schedule
         if self.reduce_lr_on_plateau is not None and schedule is not None:

@@ -1,8 +1,6 @@
 """Activation layers: Keras's ``ReLU``, ``LeakyReLU``, ``PReLU``, ``ELU`` and ``Softmax`` classes, with their
 arguments (an ``activation`` layer or field takes only an activation's name and Keras's default constants)."""
 
-from __future__ import annotations
-
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator

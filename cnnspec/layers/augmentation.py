@@ -6,8 +6,6 @@ inference files leave it out (``training_only``). Factors are a number or a
 is a spec error here: each class names its Keras check in ``factor_rules``.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 

@@ -6,8 +6,6 @@ part of the spec language. Parameter counts are derived from the variables, so t
 summary and the weights files can never disagree.
 """
 
-from __future__ import annotations
-
 import math
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 

@@ -1,7 +1,5 @@
 """Convolutions: full, depthwise and depthwise-separable (Keras 3 meanings and variable layouts)."""
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
@@ -39,7 +37,7 @@ class _Convolution(WindowedLayer):
         bias_regularizer: Regularizer | None
 
     @model_validator(mode="after")
-    def _strides_or_dilation(self) -> _Convolution:
+    def _strides_or_dilation(self) -> "_Convolution":
         # Keras refuses the combination for Conv2D (TensorFlow for the depthwise ones); backends would disagree on it.
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(
@@ -198,7 +196,7 @@ class Conv2DTranspose(_Convolution):
     bias_regularizer: Regularizer | None = None
 
     @model_validator(mode="after")
-    def _output_padding_below_the_strides(self) -> Conv2DTranspose:
+    def _output_padding_below_the_strides(self) -> "Conv2DTranspose":
         # Keras refuses it ("Strides must be greater than output padding")
         if self.output_padding is not None and any(p >= s for p, s in zip(self.output_padding, self.strides)):
             raise ValueError(

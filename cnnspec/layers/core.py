@@ -1,7 +1,5 @@
 """Dense, flatten, dropout and activation layers."""
 
-from __future__ import annotations
-
 import math
 from typing import Any, Literal
 

@@ -1,7 +1,5 @@
 """Merge layers: several inputs (named by ``inputs``) become one output."""
 
-from __future__ import annotations
-
 from typing import ClassVar, Literal
 
 from ..registry import register_layer

@@ -1,7 +1,5 @@
 """Pooling: windowed (max, average, min, sum) and global."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -24,7 +22,7 @@ class Pool2D(WindowedLayer):
     padding: Padding = "valid"
 
     @model_validator(mode="after")
-    def _strides_default_to_pool_size(self) -> Pool2D:
+    def _strides_default_to_pool_size(self) -> "Pool2D":
         if self.strides is None:
             object.__setattr__(self, "strides", self.pool_size)
         return self

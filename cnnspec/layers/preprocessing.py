@@ -1,7 +1,5 @@
 """Preprocessing that is part of the model (and of its exports), so raw inputs work at inference."""
 
-from __future__ import annotations
-
 from typing import Annotated, Literal
 
 from pydantic import Field

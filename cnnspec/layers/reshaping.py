@@ -1,7 +1,5 @@
 """Layers that change the spatial shape without weights."""
 
-from __future__ import annotations
-
 import math
 from typing import Annotated, Any, Literal
 
