@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine  # noqa: E402
 
 SCRIPTS = [
-    ("`cnnspec validate` start-up", "bench_validate.py"),
+    ("Start-up: validate, summary, schema", "bench_validate.py"),
     ("Training throughput, PyTorch", "bench_train_torch.py"),
     ("Training throughput, Keras", "bench_train_keras.py"),
     ("Branching networks: ResNet-20", "bench_graph.py"),
