@@ -4,6 +4,7 @@ What is proven, each through the real ``cnnspec`` command as a user runs it:
 - ``--nproc 2`` computes what one process computes (global batch split across ranks,
   DDP-averaged gradients, synchronised batch norm): history and weights within 1e-4;
 - with dropout it is repeatable run to run; ``torchrun -m cnnspec train`` is the same program;
+- README.md's several-machines command, run as two launchers (two nodes, c10d), equals one process;
 - a run resumes with a different number of processes;
 - a killed rank ends the others with exit 1 and one message, fast, and the run resumes;
 - streamed data works per rank; ``--device cuda`` without CUDA is a one-line error.
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -121,54 +124,80 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _documented_torchrun(text: str, where: str) -> list[str]:
+    """The ``torchrun`` command of ``text``'s sh/console blocks (continuation lines joined, ``$ `` dropped)."""
+    commands = []
+    for block in re.findall(r"```(?:sh|console)\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.strip().removeprefix("$ ")
+            if line.startswith("torchrun "):
+                commands.append(shlex.split(line, comments=True))
+    assert len(commands) == 1, f"{where} should show one torchrun command (the same on every machine): {commands}"
+    return commands[0]
+
+
+def _value(argv: list[str], flag: str) -> str:
+    """``flag``'s value in README.md's ``argv`` (``--flag VALUE``; ``--flag=VALUE`` is split first)."""
+    assert flag in argv and argv.index(flag) + 1 < len(argv), f"README.md's torchrun command lost {flag}: {argv}"
+    return argv[argv.index(flag) + 1]
+
+
+def _readme_torchrun() -> list[str]:
+    """README's several-machines command, checked for the shape this test can run on one machine."""
+    argv = [part for item in _documented_torchrun((ROOT / "README.md").read_text(), "README.md")
+            for part in (item.split("=", 1) if item.startswith("--") else [item])]  # fmt: skip
+    for flag, wanted in (("--nnodes", "2"), ("--rdzv-backend", "c10d"), ("--backend", "torch")):
+        assert _value(argv, flag) == wanted, f"README.md's torchrun needs {flag} {wanted}: {argv}"
+    _value(argv, "--rdzv-endpoint")
+    _value(argv, "--out")
+    assert "--device" not in argv or _value(argv, "--device") == "cpu", (
+        f"README.md's torchrun is the CPU (gloo) form, which the tests run: {argv}"
+    )
+    module = argv.index("-m") if "-m" in argv else -1
+    assert argv[module + 1 : module + 3] == ["cnnspec", "train"] and len(argv) > module + 3, (
+        f"README.md's torchrun should run -m cnnspec train SPEC: {argv}"
+    )
+    return argv
+
+
+def test_docs_training_shows_the_readme_multi_node_command():
+    assert _documented_torchrun((ROOT / "docs" / "training.md").read_text(), "docs/training.md") == (
+        _documented_torchrun((ROOT / "README.md").read_text(), "README.md")
+    ), "docs/training.md's several-machines command should be README.md's"
+
+
 def test_two_torchrun_launchers_as_two_nodes_compute_what_one_process_computes(specs, one_process, tmp_path):
-    """The several-machines command of docs/training.md, with both "machines" here: two launchers, one per
-    node, meeting at a c10d rendezvous on 127.0.0.1, one process each. Rank 0 (node 0) writes the run."""
+    """README.md's several-machines command, run as it is on each machine but with both "machines" here:
+    two launchers meeting at a c10d rendezvous on 127.0.0.1. Only what must differ on a test machine is
+    replaced (torchrun by this Python's ``-m torch.distributed.run``, the endpoint, the spec, ``--out``),
+    and ``--precision fp32 --quiet`` are added. The rendezvous's node 0 holds rank 0, which writes the run."""
+    argv = _readme_torchrun()
     out = tmp_path / "two-nodes"
-    endpoint = f"127.0.0.1:{_free_port()}"
+    argv[argv.index("--rdzv-endpoint") + 1] = f"127.0.0.1:{_free_port()}"
+    argv[argv.index("--out") + 1] = str(out)
+    argv[argv.index("-m") + 3] = str(specs["bn"])
+    command = [sys.executable, "-m", "torch.distributed.run", *argv[1:], "--precision", "fp32", "--quiet"]
     launchers = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--nnodes",
-                "2",
-                "--nproc-per-node",
-                "1",
-                "--node-rank",
-                str(rank),
-                "--rdzv-backend",
-                "c10d",
-                "--rdzv-endpoint",
-                endpoint,
-                "--rdzv-id",
-                "two-nodes",
-                "-m",
-                "cnnspec",
-                "train",
-                str(specs["bn"]),
-                "--backend",
-                "torch",
-                "--precision",
-                "fp32",
-                "--out",
-                str(out),
-                "--quiet",
-            ],
+            command,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             cwd=ROOT,
             env={**os.environ, "OMP_NUM_THREADS": "1"},
         )  # fmt: skip
-        for rank in range(2)
+        for _ in range(2)
     ]
-    for launcher in launchers:
-        _, stderr = launcher.communicate(timeout=600)
-        assert launcher.returncode == 0, stderr
-    settings = json.loads((out / "run.json").read_text())["settings"]
-    assert settings["replicas"] == 2
+    try:
+        for launcher in launchers:
+            _, stderr = launcher.communicate(timeout=600)
+            assert launcher.returncode == 0, stderr
+    finally:
+        for launcher in launchers:
+            if launcher.poll() is None:
+                launcher.kill()
+    processes = 2 * int(_value(argv, "--nproc-per-node"))
+    assert json.loads((out / "run.json").read_text())["settings"]["replicas"] == processes
     _assert_same_run(one_process, out)
 
 
