@@ -20,7 +20,7 @@ SCRIPTS = [
     ("Start-up: validate, summary, schema", "bench_validate.py"),
     ("Training throughput, PyTorch", "bench_train_torch.py"),
     ("Training throughput, Keras", "bench_train_keras.py"),
-    ("Branching networks: ResNet-20", "bench_graph.py"),
+    ("Branching networks: ResNet-20 and MobileNetV2", "bench_graph.py"),
     ("Peak memory of training (and Keras bf16)", "bench_memory.py"),
     ("Scale: batch size and model size", "bench_scale.py"),
     ("Data-parallel training: processes and devices", "bench_distributed.py"),

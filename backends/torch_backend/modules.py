@@ -285,11 +285,17 @@ class KerasReLU(nn.Module):
         slope, threshold, top = self.negative_slope, self.threshold, self.max_value
         if slope and top is None and not threshold:
             return F.leaky_relu(x, slope)
-        negative = F.relu(threshold - x) if threshold else F.relu(-x)
+        if top == 6 and not slope and not threshold:
+            # Keras's own branch for this case: its native relu6, one op (hardtanh), whose gradient is 0 at
+            # 0 and at 6 as TensorFlow's Relu6Grad (relu then clamp: 5 ops forward, 6 backward, 3-5x slower)
+            return F.relu6(x)
         y = x * (x > threshold).to(x.dtype) if threshold else F.relu(x)
         if top is not None:
             y = y.clamp(0.0, top)
-        return y - slope * negative if slope else y
+        if not slope:
+            return y  # the negative part is read only with a slope
+        negative = F.relu(threshold - x) if threshold else F.relu(-x)
+        return y - slope * negative
 
     def extra_repr(self) -> str:
         return f"max_value={self.max_value}, negative_slope={self.negative_slope}, threshold={self.threshold}"
