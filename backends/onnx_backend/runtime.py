@@ -125,9 +125,10 @@ class Predictor:
     ``runtime``: "onnxruntime" (the default; ``provider`` picks its device), "openvino" (CPU, float32), or
     "auto" (the faster of the two at batch 1, timed on this machine; ``runtime_reason`` says why).
 
-    ``predict`` in ONNX Runtime on the CPU runs a batch of at least 32 images per core (``threads``, default
+    ``predict`` in ONNX Runtime on the CPU may run a batch of at least 32 images per core (``threads``, default
     the physical cores) as one slice per core at once, on a second, single-threaded session opened at the
-    first such batch (``SlicedBatches``): the same outputs, more images per second.
+    first such batch (``SlicedBatches``): the same outputs; the first such batch measures which way is faster
+    for this model here (``slicing`` says what it chose and why).
     """
 
     def __init__(
@@ -176,6 +177,15 @@ class Predictor:
         )
 
     @property
+    def slicing(self) -> str:
+        """How ``predict`` runs a large batch here: sliced per core or whole, and the measurement that chose."""
+        return (
+            "whole: one call (not sliced on this runtime, provider or thread count)"
+            if self._sliced is None
+            else self._sliced.choice
+        )
+
+    @property
     def providers(self) -> list[str]:
         return self.session.get_providers()
 
@@ -201,7 +211,10 @@ class Predictor:
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         if self._sliced is not None and self._sliced.slices(len(x)) > 1:
-            return self._sliced.run(self._output, x)
+            return self._sliced.run(self._output, x, self._whole)
+        return self._whole(x)
+
+    def _whole(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(self._output, {"input": x})[0]
 
     def top_k(self, x: Any, k: int = 3) -> list[list[tuple[int, str, float]]]:
