@@ -3,9 +3,7 @@
 Models: digits_cnn, mnist_cnn and ResNet-20 (specs/resnet20_cifar.yaml), each with one set of random weights
 (``random_weights(spec, 0)``) and random inputs. Runtimes, each row naming the options it runs with:
 
-- ONNX Runtime through ``cnnspec.Predictor`` (what a user gets by default: ONNX Runtime's default session,
-  and for a batch of 32 images per core or more one slice per core run at once on a 1-thread session, or
-  the whole batch in one call, whichever its first such batch measured faster) and
+- ONNX Runtime through ``cnnspec.Predictor`` (what a user gets by default: ONNX Runtime's default session) and
   ``Predictor(runtime="auto")``;
 - a bare ONNX Runtime ``InferenceSession`` tuned for latency (intra-op threads = physical cores, sequential
   execution, graph optimisation ALL, spinning worker threads: ONNX Runtime's documented latency settings,
@@ -50,20 +48,35 @@ from common import ROOT, median_time, medians, paired_ratio  # noqa: E402
 
 import cnnspec  # noqa: E402
 from cnnspec.backends import load_backend  # noqa: E402
-from cnnspec.backends.onnx_backend.sessions import SLICE_MIN, physical_cores  # noqa: E402
 from cnnspec.weights import random_weights  # noqa: E402
 
 MODELS = ("digits_cnn", "mnist_cnn", "resnet20_cifar")
 BIG = 256
 SETTLE_S = 0.1  # longer than ONNX Runtime's ~60 ms of spinning after a run
+
+
 # per model: (rounds, calls per block) at batch 1, then at batch 256; ResNet-20 takes Keras and torch tens of
+def physical_cores() -> int:
+    """Physical cores this process may use, which ONNX Runtime sizes its intra-op pool by (logical cores where
+    /proc/cpuinfo does not say)."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        with open("/proc/cpuinfo") as info:
+            text = info.read()
+    except OSError:
+        return usable
+    fields = [
+        {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in block.splitlines())}
+        for block in text.split("\n\n")
+    ]
+    cores = {(cpu.get("physical id"), cpu["core id"]) for cpu in fields if "core id" in cpu}
+    return max(1, min(usable, len(cores))) if cores else usable
+
+
 # ms a call at batch 1 and about a second at batch 256, hence fewer
 ROUNDS = {"digits_cnn": (12, 20, 7, 10), "mnist_cnn": (12, 20, 7, 2), "resnet20_cifar": (8, 5, 5, 1)}
 
-PREDICTOR = (
-    "onnxruntime: cnnspec.Predictor() (ORT defaults: threads = physical cores, spinning; a batch of "
-    f"{SLICE_MIN}+ images per core split over 1-thread runs, one per core, or whole: the faster at its first)"
-)
+PREDICTOR = "onnxruntime: cnnspec.Predictor() (ORT's defaults: threads = physical cores, spinning)"
 TORCH = "torch eager: inference_mode, channels-last"
 
 
@@ -129,7 +142,6 @@ def runners(name: str, cores: int, pool: ThreadPoolExecutor) -> tuple[dict[str, 
     predictor = onnx_backend.Predictor(proto, provider="cpu")
     auto = onnx_backend.Predictor(proto, runtime="auto")
     facts["auto"] = auto.runtime_reason
-    facts["predictor"] = predictor  # how it chose to run large batches is known after its first one
     openvino_predictor = onnx_backend.Predictor(proto, runtime="openvino")
     latency = ort_session(data, cores, spinning=True)
     single = ort_session(data, 1, spinning=False)
@@ -233,7 +245,6 @@ def model_table(name: str, r: dict[str, object]) -> str:
             f"{thr[label]:,.0f} img/s | {paired_ratio(big, label, fastest):.2f} |"
         )
     lines.append(f"\n`auto` chose: {r['auto']}.  ")
-    lines.append(f"`Predictor()` at batch {BIG} ran {r['predictor'].slicing}.  ")
     lines.append(f"Export (spec + weights -> ONNX graph, in memory): {r['export_ms']:.1f} ms")
     return "\n".join(lines)
 

@@ -72,7 +72,7 @@ def rerun(script: str) -> None:
     end = len(text) if end < 0 else end + 1
     body = run(title, script)
     note = f"Rerun on its own: {now()}, machine: {machine()}; the other sections are the run named at the top."
-    RESULTS.write_text(f"{text[:start]}## {title}\n\n{note}\n\n{body}\n{text[end:]}")
+    RESULTS.write_text(f"{text[:start]}## {title}\n\n{note}\n\n{body}\n\n{text[end:]}")
     print(f"rewrote the {title!r} section of {RESULTS}")
 
 

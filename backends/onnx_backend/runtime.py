@@ -18,7 +18,7 @@ from cnnspec.metrics import MetricSums
 from cnnspec.numpy_losses import loss_values
 from cnnspec.spec import ModelSpec
 
-from .sessions import SlicedBatches, open_session, physical_cores
+from .sessions import open_session
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -124,11 +124,6 @@ class Predictor:
 
     ``runtime``: "onnxruntime" (the default; ``provider`` picks its device), "openvino" (CPU, float32), or
     "auto" (the faster of the two at batch 1, timed on this machine; ``runtime_reason`` says why).
-
-    ``predict`` in ONNX Runtime on the CPU may run a batch of at least 32 images per core (``threads``, default
-    the physical cores) as one slice per core at once, on a second, single-threaded session opened at the
-    first such batch (``SlicedBatches``): the same outputs; the first such batch measures which way is faster
-    for this model here (``slicing`` says what it chose and why).
     """
 
     def __init__(
@@ -166,24 +161,6 @@ class Predictor:
             raise ModelFileError(f"{self.origin}: {runtime} cannot load it: {str(err)[:300]}") from None
         self.outputs = [o.name for o in self.session.get_outputs()]
         self._output = ["output"]
-        # ONNX Runtime on the CPU: a batch of SLICE_MIN images per core or more runs as concurrent slices
-        cores = threads or physical_cores()
-        self._sliced = (
-            SlicedBatches(
-                lambda: ort.InferenceSession(data, quiet_options(1, level), providers=["CPUExecutionProvider"]), cores
-            )
-            if self.runtime == "onnxruntime" and self.providers == ["CPUExecutionProvider"] and cores > 1
-            else None
-        )
-
-    @property
-    def slicing(self) -> str:
-        """How ``predict`` runs a large batch here: sliced per core or whole, and the measurement that chose."""
-        return (
-            "whole: one call (not sliced on this runtime, provider or thread count)"
-            if self._sliced is None
-            else self._sliced.choice
-        )
 
     @property
     def providers(self) -> list[str]:
@@ -206,16 +183,10 @@ class Predictor:
         """Class probabilities (the spec's output) for a batch or a single image."""
         x = self._input(x)
         if len(x) <= batch_size:  # the common case: one call, nothing to stitch
-            return self._predict(x)
-        return np.concatenate([self._predict(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-
-    def _predict(self, x: np.ndarray) -> np.ndarray:
-        if self._sliced is not None and self._sliced.slices(len(x)) > 1:
-            return self._sliced.run(self._output, x, self._whole)
-        return self._whole(x)
-
-    def _whole(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(self._output, {"input": x})[0]
+            return self.session.run(self._output, {"input": x})[0]
+        return np.concatenate(
+            [self.session.run(self._output, {"input": x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]
+        )
 
     def top_k(self, x: Any, k: int = 3) -> list[list[tuple[int, str, float]]]:
         """Per image: the k best (class index, class name, probability)."""
