@@ -88,16 +88,8 @@ def in_turns(fns: dict[str, Callable[[], object]], rounds: int, calls: int, warm
     names = list(fns)
     for round_ in range(rounds):
         for name in names[round_ % len(names) :] + names[: round_ % len(names)]:  # each round starts elsewhere
-            fn = fns[name]
             time.sleep(SETTLE_S)
-            for _ in range(warmup):
-                fn()
-            block = []
-            for _ in range(calls):
-                started = time.perf_counter()
-                fn()
-                block.append(time.perf_counter() - started)
-            times[name].append(statistics.median(block))
+            times[name].append(median_time(fns[name], repeats=calls, warmup=warmup))
     return times
 
 
